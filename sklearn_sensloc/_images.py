@@ -1,0 +1,136 @@
+"""Images in, float32 batches of the model's input size out.
+
+``X`` is an array ``(n, H, W, 3)``, a list of arrays of any sizes, or a list of
+file paths. Paths are decoded batch by batch so memory stays bounded by one
+batch of decoded images, whatever the number of files.
+"""
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageSource:
+    """Validated, indexable view of ``X`` that yields resized float32 batches."""
+
+    def __init__(self, X):
+        if isinstance(X, (str, os.PathLike)):
+            raise ValueError(
+                "X must be a collection of images or of image paths; got a single "
+                f"path {os.fspath(X)!r}. Wrap it in a list."
+            )
+        if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
+            self._items = _check_image_array(X)
+        else:
+            self._items = _check_image_list(X)
+        if len(self._items) == 0:
+            raise ValueError("X contains no images.")
+
+    def __len__(self):
+        return len(self._items)
+
+    def batches(self, size, batch_size):
+        """Yield ``(start, batch)`` with ``batch`` of shape (b, height, width, 3)."""
+        for start in range(0, len(self), batch_size):
+            stop = min(start + batch_size, len(self))
+            batch = np.stack(
+                [self.image(i, size) for i in range(start, stop)]
+            )
+            yield start, batch
+
+    def image(self, index, size):
+        """Image ``index`` as float32 (height, width, 3) in 0..255."""
+        item = self._items[index]
+        if isinstance(item, str):
+            return load_image(item, size)
+        return _resize_array(item, size)
+
+
+def load_image(path, size):
+    """Decode an image file to RGB float32 of ``size = (height, width)``."""
+    try:
+        with Image.open(path) as image:
+            return _resized(image.convert("RGB"), size)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image file not found: {path!r}.") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"Cannot read image file {path!r}: {error}") from error
+
+
+def _check_image_array(X):
+    if X.ndim != 4 or X.shape[-1] != 3:
+        hint = " For a single image use X[None]." if X.ndim == 3 else ""
+        raise ValueError(
+            "X must be an array of RGB images of shape (n_images, height, width, 3); "
+            f"got shape {X.shape}.{hint}"
+        )
+    if X.dtype.kind not in "uif" and X.dtype != bool:
+        raise ValueError(f"X must hold numbers; got dtype {X.dtype}.")
+    if X.dtype.kind == "f" and X.size:
+        _check_pixel_values(X.reshape(len(X), -1))
+    return X
+
+
+def _check_image_list(X):
+    try:
+        items = list(X)
+    except TypeError:
+        raise ValueError(
+            f"X must be an array of images or a list of image paths; got {type(X).__name__}."
+        ) from None
+    checked = []
+    for index, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            checked.append(os.fspath(item))
+            continue
+        image = np.asarray(item)
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype.kind not in "uif":
+            raise ValueError(
+                f"Image {index} of X must be a path or an RGB array (height, width, 3); "
+                f"got {type(item).__name__} with shape {image.shape}."
+            )
+        if image.size == 0:
+            raise ValueError(f"Image {index} of X is empty: shape {image.shape}.")
+        if image.dtype.kind == "f":
+            _check_pixel_values(image.reshape(1, -1), offset=index)
+        checked.append(image)
+    return checked
+
+
+def _check_pixel_values(flat, offset=0):
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+        index = offset + int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"Image {index} of X contains NaN or inf pixels.")
+    out_of_range = (flat.min(axis=1) < 0) | (flat.max(axis=1) > 255)
+    if out_of_range.any():
+        index = offset + int(np.flatnonzero(out_of_range)[0])
+        raise ValueError(
+            f"Image {index} of X has pixel values outside 0..255 "
+            f"(min {flat[index - offset].min():g}, max {flat[index - offset].max():g})."
+        )
+    if flat.size and offset == 0 and len(flat) > 1 and flat.max() <= 1.0:
+        warnings.warn(
+            "Every pixel of X is in [0, 1]: images are expected in 0..255. "
+            "Multiply by 255 if they were scaled.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _resize_array(image, size):
+    if image.shape[:2] == tuple(size):
+        return image.astype(np.float32, copy=False)
+    if image.dtype == np.uint8:
+        # The same resampling as for files, so an array and its saved file agree.
+        return _resized(Image.fromarray(image), size)
+    channels = [_resized(Image.fromarray(image[..., c].astype(np.float32)), size) for c in range(3)]
+    return np.stack(channels, axis=-1)
+
+
+def _resized(image, size):
+    if image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32)

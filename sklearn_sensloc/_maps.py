@@ -1,0 +1,55 @@
+"""From absolute input gradients to sensitivity maps: aggregate, pool, normalize.
+
+Plain numpy on purpose: these steps are what a parameter search varies, so they
+run on gradients computed once, without touching the network again.
+"""
+
+import numpy as np
+
+AGGREGATIONS = ("max", "mean")
+NORMALIZATIONS = ("max", "sum", "standard")
+
+
+def sensitivity_maps(abs_gradients, aggregation="max", pool=1, normalize="max"):
+    """Sensitivity maps from absolute gradients of shape (n, H, W, 3).
+
+    Returns float32 maps of shape (n, ceil(H / pool), ceil(W / pool)).
+    """
+    if aggregation == "max":
+        maps = abs_gradients.max(axis=-1)
+    else:
+        maps = abs_gradients.mean(axis=-1)
+    if pool > 1:
+        maps = average_pool(maps, pool)
+    return normalize_maps(maps, normalize).astype(np.float32, copy=False)
+
+
+def pooled_shape(size, pool):
+    return tuple(-(-side // pool) for side in size)
+
+
+def average_pool(maps, pool):
+    """Mean over ``pool x pool`` blocks; the last block of a side may be smaller."""
+    rows = np.arange(0, maps.shape[1], pool)
+    cols = np.arange(0, maps.shape[2], pool)
+    sums = np.add.reduceat(np.add.reduceat(maps, rows, axis=1), cols, axis=2)
+    counts = np.outer(np.diff(np.append(rows, maps.shape[1])), np.diff(np.append(cols, maps.shape[2])))
+    return sums / counts
+
+
+def normalize_maps(maps, normalize):
+    """Per-map scaling. A constant (e.g. all-zero) map stays finite: no NaN."""
+    if normalize is None:
+        return maps
+    flat = maps.reshape(len(maps), -1)
+    if normalize == "max":
+        scale = flat.max(axis=1)
+        shift = np.zeros_like(scale)
+    elif normalize == "sum":
+        scale = flat.sum(axis=1)
+        shift = np.zeros_like(scale)
+    else:
+        scale = flat.std(axis=1)
+        shift = flat.mean(axis=1)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (maps - shift[:, None, None]) / scale[:, None, None]

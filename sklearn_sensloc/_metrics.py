@@ -1,0 +1,91 @@
+"""CorLoc: the share of images whose predicted box overlaps a true box enough."""
+
+import numpy as np
+
+from ._boxes import box_iou, check_box_sets, check_boxes
+
+
+def corloc_score(y_true, y_pred, iou_threshold=0.5):
+    """Correct localization (CorLoc), in percent.
+
+    An image counts as correctly localized when its predicted box has an
+    intersection over union *strictly greater* than ``iou_threshold`` with its
+    ground-truth box, or with any of them when an image has several.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n, 4), or list of n arrays of shape (k_i, 4)
+        Ground truth boxes ``(xmin, ymin, xmax, ymax)`` as fractions of the
+        image size. A list gives several boxes per image (every object of the
+        image); a prediction is correct if it matches any of them.
+    y_pred : array-like of shape (n, 4)
+        One predicted box per image.
+    iou_threshold : float, default=0.5
+        The IoU a prediction must exceed. The rule is ``IoU > threshold``, as
+        in the paper; an IoU of exactly 0.5 is *not* a hit (wsolevaluation
+        uses ``>=``).
+
+    Returns
+    -------
+    corloc : float
+        Percentage of correctly localized images, in ``[0, 100]``.
+
+    Examples
+    --------
+    >>> from sklearn_sensloc import corloc_score
+    >>> truth = [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]]
+    >>> corloc_score(truth, [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 0.5, 1.0]])
+    50.0
+    """
+    return float(100.0 * correct_localizations(y_true, y_pred, iou_threshold).mean())
+
+
+def correct_localizations(y_true, y_pred, iou_threshold=0.5):
+    """Per image, whether the prediction is a correct localization (bool array)."""
+    if not 0.0 <= iou_threshold < 1.0:
+        raise ValueError(f"iou_threshold must be in [0, 1); got {iou_threshold!r}.")
+    truth = check_box_sets(y_true, name="y_true")
+    pred = check_boxes(y_pred, name="y_pred")
+    if len(truth) != len(pred):
+        raise ValueError(
+            f"y_true has {len(truth)} images but y_pred has {len(pred)} boxes."
+        )
+    return np.array(
+        [box_iou(boxes, box).max() > iou_threshold for boxes, box in zip(truth, pred)]
+    )
+
+
+class CorLocScorer:
+    """Scorer for ``scoring=`` in ``GridSearchCV`` and ``cross_val_score``.
+
+    ``scorer(estimator, X, y)`` predicts boxes for ``X`` and returns their
+    CorLoc against ``y`` in percent (greater is better).
+
+    Parameters
+    ----------
+    iou_threshold : float, default=0.5
+        A prediction is correct when its IoU with a true box is strictly
+        greater than this.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn_sensloc import CenterBoxBaseline, CorLocScorer
+    >>> X = np.zeros((6, 2))
+    >>> y = np.tile([0.2, 0.2, 0.8, 0.8], (6, 1))
+    >>> cross_val_score(CenterBoxBaseline(), X, y, cv=3, scoring=CorLocScorer())
+    array([100., 100., 100.])
+    """
+
+    def __init__(self, iou_threshold=0.5):
+        self.iou_threshold = iou_threshold
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        if sample_weight is not None:
+            hits = correct_localizations(y, estimator.predict(X), self.iou_threshold)
+            return float(100.0 * np.average(hits, weights=sample_weight))
+        return corloc_score(y, estimator.predict(X), self.iou_threshold)
+
+    def __repr__(self):
+        return f"CorLocScorer(iou_threshold={self.iou_threshold!r})"

@@ -1,0 +1,211 @@
+"""SensitivityTransformer: images in, flattened sensitivity maps out."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._images import ImageSource
+from ._maps import AGGREGATIONS, NORMALIZATIONS, pooled_shape, sensitivity_maps
+from ._models import PREPROCESSINGS
+from ._progress import progress
+
+
+class SensitivityTransformer(TransformerMixin, BaseEstimator):
+    """Sensitivity maps of a pretrained CNN as features, one row per image.
+
+    For each image the map is the absolute gradient of a scalar target of the
+    network with respect to every input pixel, computed in one backward pass
+    per batch, aggregated over the three colour channels, optionally pooled,
+    normalized per image, and flattened.
+
+    Parameters
+    ----------
+    model : str, path or keras.Model, default="vgg16"
+        ``"vgg16"``: Keras' ImageNet VGG16 (downloads its weights on first
+        use); ``"vgg16-hed"``: the offline VGG16 backbone (needs the
+        ``offline`` extra); a path to a ``.keras`` file (loaded in Keras' safe
+        mode); or a ``keras.Model`` taking ``(batch, H, W, 3)`` images.
+    target : {"gestalt", "class"}, int or str, default="gestalt"
+        ``"gestalt"``: the Gestalt Total, mean activation of the last
+        convolutional layer; ``"class"``: score of the predicted class; an int:
+        score of that class; any other string: mean activation of the layer
+        of that name (searched in nested models too).
+    aggregation : {"max", "mean"}, default="max"
+        How the three absolute channel derivatives of a pixel are combined.
+    normalize : {"max", "sum", "standard"} or None, default="max"
+        Per-map scaling: divide by the maximum (maps in [0, 1]), by the sum,
+        or standardize to zero mean and unit variance. Scaling makes maps of
+        images with strong and weak gradients comparable for the regressor.
+    pool : int, default=4
+        Side of the square blocks over which the map is averaged. The default
+        turns 224x224 maps into 56x56 = 3,136 features, which a linear box
+        regressor learns from a few hundred images; use 1 for full-resolution
+        maps, as in the paper's ImageNet run.
+    image_size : tuple of int (height, width) or None, default=None
+        Size images are resized to. None uses the model's input size, or
+        224x224 when the model accepts any size.
+    preprocessing : {"auto", "caffe", "tf", "torch", "none"}, default="auto"
+        Pixel preprocessing applied before the network. ``"auto"`` uses the
+        registered model's own (``"caffe"`` for VGG16) and ``"none"`` for
+        user models, which are expected to include their own rescaling.
+    batch_size : int, default=32
+        Images per forward/backward pass; bounds memory.
+    verbose : bool, default=False
+        Show a progress bar while computing maps.
+
+    Attributes
+    ----------
+    input_size_ : tuple of int
+        (height, width) the images are resized to.
+    map_shape_ : tuple of int
+        (height, width) of one map after pooling.
+    target_name_ : str
+        What the gradient is taken of, e.g. "gestalt total of 'block5_conv3'".
+    n_features_out_ : int
+        Number of output columns, ``map_shape_[0] * map_shape_[1]``.
+
+    Examples
+    --------
+    >>> import numpy as np, keras
+    >>> from sklearn_sensloc import SensitivityTransformer
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    ...                           keras.layers.Conv2D(4, 3, activation="relu")])
+    >>> sens = SensitivityTransformer(model=model, pool=2).fit(None)
+    >>> sens.transform(np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))).shape
+    (5, 64)
+    """
+
+    _parameter_constraints = {
+        "model": "no_validation",
+        "target": [Integral, str],
+        "aggregation": [StrOptions(set(AGGREGATIONS))],
+        "normalize": [StrOptions(set(NORMALIZATIONS)), None],
+        "pool": [Interval(Integral, 1, None, closed="left")],
+        "image_size": [tuple, list, None],
+        "preprocessing": [StrOptions({"auto", *PREPROCESSINGS})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        model="vgg16",
+        target="gestalt",
+        aggregation="max",
+        normalize="max",
+        pool=4,
+        image_size=None,
+        preprocessing="auto",
+        batch_size=32,
+        verbose=False,
+    ):
+        self.model = model
+        self.target = target
+        self.aggregation = aggregation
+        self.normalize = normalize
+        self.pool = pool
+        self.image_size = image_size
+        self.preprocessing = preprocessing
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Load the model and check the target; no gradient is computed.
+
+        Parameters
+        ----------
+        X : array of shape (n, H, W, 3), list of arrays or list of paths, or None
+            Checked for shape and values when given; not otherwise used.
+        y : ignored
+
+        Returns
+        -------
+        self : SensitivityTransformer
+        """
+        if X is not None:
+            ImageSource(X)
+        engine = self._build_engine()
+        self.input_size_ = engine.input_size
+        self.map_shape_ = pooled_shape(self.input_size_, self.pool)
+        self.n_features_out_ = self.map_shape_[0] * self.map_shape_[1]
+        self.target_name_ = engine.target_name
+        return self
+
+    def transform(self, X):
+        """Sensitivity maps of the images in ``X``.
+
+        Parameters
+        ----------
+        X : array of shape (n, H, W, 3), list of arrays or list of paths
+            RGB images with pixel values in 0..255. Images of another size
+            than ``input_size_`` are resized; paths are read batch by batch.
+
+        Returns
+        -------
+        maps : ndarray of shape (n, n_features_out_), float32
+            One flattened map per image, rows of pixels in order.
+        """
+        check_is_fitted(self)
+        source = ImageSource(X)
+        engine = self._engine_for_transform()
+        maps = np.empty((len(source), self.n_features_out_), dtype=np.float32)
+        batches = source.batches(self.input_size_, self.batch_size)
+        for start, images in progress(batches, len(source), self.batch_size, self.verbose):
+            block = sensitivity_maps(
+                engine(images), self.aggregation, self.pool, self.normalize
+            )
+            maps[start : start + len(block)] = block.reshape(len(block), -1)
+        return maps
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``map_r{row}_c{col}`` of the output columns.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        rows, cols = self.map_shape_
+        return np.asarray(
+            [f"map_r{r}_c{c}" for r in range(rows) for c in range(cols)], dtype=object
+        )
+
+    def _build_engine(self):
+        from ._gradients import GradientEngine
+        from ._models import resolve_model
+
+        model, own_preprocessing = resolve_model(self.model)
+        preprocessing = own_preprocessing if self.preprocessing == "auto" else self.preprocessing
+        self._engine = GradientEngine(model, self.target, preprocessing, self._image_size())
+        return self._engine
+
+    def _image_size(self):
+        if self.image_size is None:
+            return None
+        size = tuple(self.image_size)
+        if len(size) != 2 or not all(isinstance(s, Integral) and s > 0 for s in size):
+            raise ValueError(f"image_size must be (height, width) in pixels; got {self.image_size!r}.")
+        return size
+
+    def _engine_for_transform(self):
+        # The compiled engine is not picklable; after unpickling it is rebuilt
+        # from the parameters on first use.
+        engine = getattr(self, "_engine", None)
+        return engine if engine is not None else self._build_engine()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_engine", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags

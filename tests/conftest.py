@@ -1,0 +1,73 @@
+"""Shared fixtures: generated scenes and tiny Keras models trained on them.
+
+Everything is built here, on the CPU, in seconds: no download, no real data.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+IMAGE_SIZE = 32
+
+
+def make_scenes(n_images, size=IMAGE_SIZE, seed=0):
+    """Coloured squares on noisy grey backgrounds, with their exact boxes.
+
+    Returns images (n, size, size, 3) float32 in 0..255, boxes (n, 4) and the
+    colour class of each object (0 red, 1 blue).
+    """
+    rng = np.random.default_rng(seed)
+    images = rng.normal(120, 25, (n_images, size, size, 3)).clip(0, 255)
+    boxes = np.empty((n_images, 4))
+    labels = rng.integers(0, 2, n_images)
+    for i in range(n_images):
+        height, width = rng.integers(size // 4, size * 3 // 4, 2)
+        top = rng.integers(0, size - height + 1)
+        left = rng.integers(0, size - width + 1)
+        colour = (230, 40, 40) if labels[i] == 0 else (40, 40, 230)
+        images[i, top : top + height, left : left + width] = colour
+        boxes[i] = (left / size, top / size, (left + width) / size, (top + height) / size)
+    return images.astype(np.float32), boxes, labels
+
+
+def build_tiny_model(size=IMAGE_SIZE, seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="last_conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, name="logits"),
+        ],
+        name="tiny",
+    )
+
+
+@pytest.fixture(scope="session")
+def scenes():
+    return make_scenes(240)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(scenes):
+    """A tiny CNN trained for a few seconds to tell red objects from blue ones."""
+    import keras
+
+    images, _, labels = scenes
+    model = build_tiny_model()
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
+    return model

@@ -1,0 +1,191 @@
+"""Box estimators on box targets: BoxRegressor, HeuristicBoxEstimator, CenterBoxBaseline."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from sklearn_sensloc import (
+    BoxRegressor,
+    CenterBoxBaseline,
+    HeuristicBoxEstimator,
+    corloc_score,
+)
+from sklearn_sensloc._boxes import to_valid_boxes
+
+
+def linear_boxes(n_samples=600, n_features=40, noise=0.005, seed=0):
+    """Features and boxes that are an (almost) exact linear function of them."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features))
+    centre = 0.5 + 0.15 * np.tanh(X[:, :2] @ rng.normal(size=(2, 2)) / 2)
+    weights = rng.normal(size=(n_features, 2)) / np.sqrt(n_features)
+    half = 0.2 + 0.05 * np.tanh(X @ weights)
+    boxes = np.hstack([centre - half, centre + half])
+    boxes = np.clip(boxes + rng.normal(0, noise, boxes.shape), 0, 1)
+    return X, to_valid_boxes(boxes)
+
+
+def least_squares(X, boxes):
+    """Exact least-squares weights, with the intercept as the last row."""
+    design = np.hstack([X, np.ones((len(X), 1))])
+    return np.linalg.lstsq(design, boxes, rcond=None)[0]
+
+
+def assert_valid_boxes(boxes):
+    assert boxes.shape[1] == 4
+    assert np.all((boxes >= 0) & (boxes <= 1))
+    assert np.all(boxes[:, 0] <= boxes[:, 2]) and np.all(boxes[:, 1] <= boxes[:, 3])
+
+
+class TestBoxRegressor:
+    def test_learns_a_linear_map_close_to_least_squares(self):
+        X, boxes = linear_boxes()
+        X_test, boxes_test = linear_boxes(seed=1)
+        reg = BoxRegressor(random_state=0).fit(X, boxes)
+        solution = least_squares(X, boxes)
+        exact = to_valid_boxes(X_test @ solution[:-1] + solution[-1])
+        assert reg.score(X_test, boxes_test) >= corloc_score(boxes_test, exact) - 1.0
+        np.testing.assert_allclose(reg.coef_, solution[:-1].T, atol=0.005)
+        np.testing.assert_allclose(reg.intercept_, solution[-1], atol=0.005)
+
+    def test_coefficients_are_in_input_units(self):
+        X, boxes = linear_boxes()
+        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        raw = X @ reg.coef_.T + reg.intercept_
+        np.testing.assert_allclose(reg.predict(X), to_valid_boxes(raw))
+        assert reg.coef_.shape == (4, X.shape[1])
+
+    def test_predictions_are_valid_boxes_even_for_wild_inputs(self):
+        X, boxes = linear_boxes()
+        reg = BoxRegressor(max_iter=3, random_state=0).fit(X, boxes)
+        wild = np.random.default_rng(3).normal(0, 1000, X.shape)
+        assert_valid_boxes(reg.predict(wild))
+
+    def test_step_schedule_divides_the_learning_rate(self):
+        X, boxes = linear_boxes(n_samples=50)
+        reg = BoxRegressor(eta0=0.1, step_size=2, decay=10, random_state=0)
+        etas = []
+        for _ in range(5):
+            reg.partial_fit(X, boxes)
+            etas.append(reg.estimators_[0].eta0)
+        np.testing.assert_allclose(etas, [0.1, 0.1, 0.01, 0.01, 0.001])
+        assert reg.n_iter_ == 5
+
+    def test_auto_step_size_gives_three_stages_in_fit(self):
+        X, boxes = linear_boxes(n_samples=100)
+        reg = BoxRegressor(eta0=0.1, batch_size=50, max_iter=3, random_state=0).fit(X, boxes)
+        assert reg.n_iter_ == 6
+        assert reg.estimators_[0].eta0 == pytest.approx(0.001)
+
+    def test_partial_fit_over_mini_batches_learns(self):
+        X, boxes = linear_boxes()
+        reg = BoxRegressor(random_state=0, step_size=30)
+        for _ in range(15):
+            for start in range(0, len(X), 100):
+                reg.partial_fit(X[start : start + 100], boxes[start : start + 100])
+        np.testing.assert_allclose(reg.coef_, least_squares(X, boxes)[:-1].T, atol=0.01)
+
+    def test_same_seed_same_model_and_pickle_round_trip(self):
+        X, boxes = linear_boxes(n_samples=200)
+        first = BoxRegressor(max_iter=5, random_state=7).fit(X, boxes)
+        second = clone(first).fit(X, boxes)
+        np.testing.assert_array_equal(first.coef_, second.coef_)
+        restored = pickle.loads(pickle.dumps(first))
+        np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+
+    def test_prediction_is_row_independent(self):
+        X, boxes = linear_boxes(n_samples=200)
+        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        order = np.random.default_rng(0).permutation(len(X))
+        np.testing.assert_allclose(reg.predict(X[order]), reg.predict(X)[order])
+        np.testing.assert_allclose(reg.predict(X[:7]), reg.predict(X)[:7])
+
+    @pytest.mark.parametrize(
+        "bad_row, message",
+        [
+            ([0.1, 0.1, 1.2, 0.5], r"Box 3 of y lies outside \[0, 1\]"),
+            ([0.6, 0.1, 0.5, 0.5], r"Box 3 of y has xmin > xmax"),
+            ([0.1, 0.6, 0.5, 0.5], r"Box 3 of y has xmin > xmax or ymin > ymax"),
+            ([0.1, np.nan, 0.5, 0.5], r"Box 3 of y contains NaN"),
+        ],
+    )
+    def test_bad_boxes_are_named(self, bad_row, message):
+        X, boxes = linear_boxes(n_samples=10)
+        boxes[3] = bad_row
+        with pytest.raises(ValueError, match=message):
+            BoxRegressor().fit(X, boxes)
+
+    def test_bad_shapes_and_values(self):
+        X, boxes = linear_boxes(n_samples=10)
+        with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+            BoxRegressor().fit(X, boxes[:9])
+        with pytest.raises(ValueError, match=r"shape \(n_samples, 4\)"):
+            BoxRegressor().fit(X, boxes[:, :3])
+        X_nan = X.copy()
+        X_nan[2, 5] = np.inf
+        with pytest.raises(ValueError, match="infinity"):
+            BoxRegressor().fit(X_nan, boxes)
+        reg = BoxRegressor(max_iter=1).fit(X, boxes)
+        with pytest.raises(ValueError, match="features"):
+            reg.predict(X[:, :5])
+        with pytest.raises(ValueError, match="eta0"):
+            BoxRegressor(eta0=-1).fit(X, boxes)
+
+
+class TestHeuristicBoxEstimator:
+    def test_box_encloses_the_top_pixels(self):
+        maps = np.zeros((1, 10, 10))
+        maps[0, 2:5, 6:9] = 1.0
+        est = HeuristicBoxEstimator(sigma=0, top_fraction=0.09).fit(maps.reshape(1, -1))
+        np.testing.assert_allclose(est.predict(maps.reshape(1, -1)), [[0.6, 0.2, 0.9, 0.5]])
+
+    def test_largest_region_ignores_a_small_distant_blob(self):
+        maps = np.zeros((1, 20, 20))
+        maps[0, 2:8, 2:8] = 1.0
+        maps[0, 17:19, 17:19] = 1.0
+        flat = maps.reshape(1, -1)
+        n_hot = 36 + 4
+        everything = HeuristicBoxEstimator(sigma=0, top_fraction=n_hot / 400).fit(flat)
+        largest = HeuristicBoxEstimator(sigma=0, top_fraction=n_hot / 400, region="largest").fit(flat)
+        np.testing.assert_allclose(everything.predict(flat), [[0.1, 0.1, 0.95, 0.95]])
+        np.testing.assert_allclose(largest.predict(flat), [[0.1, 0.1, 0.4, 0.4]])
+
+    def test_smoothing_and_full_fraction(self):
+        rng = np.random.default_rng(0)
+        maps = rng.random((3, 64))
+        full = HeuristicBoxEstimator(sigma=2, top_fraction=1.0).fit(maps).predict(maps)
+        np.testing.assert_allclose(full, np.tile([0, 0, 1, 1], (3, 1)))
+        constant = np.ones((2, 64))
+        boxes = HeuristicBoxEstimator(sigma=3).fit(constant).predict(constant)
+        np.testing.assert_allclose(boxes, np.tile([0, 0, 1, 1], (2, 1)))
+
+    def test_map_shape(self):
+        maps = np.zeros((2, 6 * 4))
+        est = HeuristicBoxEstimator(sigma=0, map_shape=(6, 4)).fit(maps)
+        assert est.map_shape_ == (6, 4)
+        with pytest.raises(ValueError, match="not a square map"):
+            HeuristicBoxEstimator().fit(np.zeros((2, 24)))
+        with pytest.raises(ValueError, match="does not match the 24 features"):
+            HeuristicBoxEstimator(map_shape=(5, 5)).fit(maps)
+
+    def test_score_is_corloc(self):
+        maps = np.zeros((2, 10, 10))
+        maps[:, 2:5, 6:9] = 1.0
+        flat = maps.reshape(2, -1)
+        truth = np.array([[0.6, 0.2, 0.9, 0.5], [0.0, 0.0, 0.2, 0.2]])
+        est = HeuristicBoxEstimator(sigma=0, top_fraction=0.09).fit(flat)
+        assert est.score(flat, truth) == 50.0
+
+
+class TestCenterBoxBaseline:
+    def test_predicts_the_centered_mean_size_box(self):
+        boxes = np.array([[0.0, 0.0, 0.4, 0.6], [0.5, 0.2, 0.9, 0.8]])
+        images = np.zeros((2, 8, 8, 3))
+        base = CenterBoxBaseline().fit(images, boxes)
+        np.testing.assert_allclose(base.predict(["a.jpg", "b.jpg", "c.jpg"]), np.tile([0.3, 0.2, 0.7, 0.8], (3, 1)))
+
+    def test_length_mismatch(self):
+        with pytest.raises(ValueError, match="X has 3 samples but y has 2 boxes"):
+            CenterBoxBaseline().fit(np.zeros((3, 2)), [[0, 0, 1, 1], [0, 0, 1, 1]])

@@ -1,0 +1,86 @@
+"""The design card's use, end to end: Pipeline, GridSearchCV, cross-validation."""
+
+import joblib
+import numpy as np
+from PIL import Image
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from conftest import make_scenes
+from sklearn_sensloc import (
+    BoxRegressor,
+    CenterBoxBaseline,
+    CorLocScorer,
+    HeuristicBoxEstimator,
+    SensitivityTransformer,
+)
+
+
+def test_design_card_grid_search(tiny_model, scenes):
+    X, boxes, _ = scenes
+    pipe = Pipeline(
+        [
+            ("sens", SensitivityTransformer(model=tiny_model, target="gestalt", pool=1)),
+            ("box", BoxRegressor(random_state=0)),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]},
+        scoring=CorLocScorer(),
+        cv=3,
+    )
+    search.fit(X, boxes)
+    assert set(search.best_params_) == {"sens__aggregation", "box__eta0"}
+    X_test, boxes_test, _ = make_scenes(120, seed=1)
+    center = CenterBoxBaseline().fit(X, boxes).score(X_test, boxes_test)
+    learned = search.score(X_test, boxes_test)
+    assert learned > center + 15
+    assert search.cv_results_["mean_test_score"].max() > center + 15
+
+
+def test_cross_val_score_and_heuristic_step(tiny_model, scenes):
+    X, boxes, _ = scenes
+    sens = SensitivityTransformer(model=tiny_model, pool=1)
+    learned = cross_val_score(
+        Pipeline([("sens", sens), ("box", BoxRegressor(random_state=0))]), X, boxes, cv=3,
+        scoring=CorLocScorer(),
+    )
+    center = cross_val_score(CenterBoxBaseline(), X, boxes, cv=3, scoring=CorLocScorer())
+    heuristic = cross_val_score(
+        Pipeline([("sens", sens), ("box", HeuristicBoxEstimator(sigma=3, top_fraction=0.3))]),
+        X, boxes, cv=3,
+    )
+    assert learned.mean() > center.mean() + 15
+    assert heuristic.mean() > center.mean()
+
+
+def test_paths_go_through_grid_search_splits(tiny_model, tmp_path):
+    images, boxes, _ = make_scenes(30, seed=3)
+    paths = []
+    for i, image in enumerate(np.round(images).astype(np.uint8)):
+        paths.append(str(tmp_path / f"scene_{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    pipe = Pipeline(
+        [("sens", SensitivityTransformer(model=tiny_model, pool=4)), ("box", BoxRegressor(max_iter=5, random_state=0))]
+    )
+    search = GridSearchCV(pipe, {"sens__aggregation": ["max", "mean"]}, scoring=CorLocScorer(), cv=3)
+    search.fit(paths, boxes)
+    assert search.predict(paths[:4]).shape == (4, 4)
+    from_arrays = pipe.set_params(sens__aggregation=search.best_params_["sens__aggregation"])
+    np.testing.assert_allclose(
+        from_arrays.fit(np.round(images).astype(np.uint8), boxes).predict(paths[:4]),
+        search.best_estimator_.predict(paths[:4]),
+        rtol=1e-5,
+    )
+
+
+def test_saved_pipeline_reproduces_its_predictions(tiny_model, scenes, tmp_path):
+    X, boxes, _ = scenes
+    pipe = Pipeline(
+        [("sens", SensitivityTransformer(model=tiny_model)), ("box", BoxRegressor(max_iter=5, random_state=0))]
+    ).fit(X[:60], boxes[:60])
+    expected = pipe.predict(X[60:80])
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    restored = joblib.load(tmp_path / "pipe.joblib")
+    np.testing.assert_array_equal(restored.predict(X[60:80]), expected)
