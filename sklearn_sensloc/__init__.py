@@ -8,6 +8,7 @@ with CorLoc.
 """
 
 from ._boxes import box_iou
+from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_score
 from ._regressor import BoxRegressor
@@ -24,6 +25,7 @@ __all__ = [
     "SensitivityTransformer",
     "box_iou",
     "corloc_score",
+    "gradient_cache",
     "load_voc",
     "make_sample_scenes",
 ]

@@ -11,9 +11,11 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ._cache import fingerprint
+
 
 class ImageSource:
-    """Validated, indexable view of ``X`` that yields resized float32 batches."""
+    """Validated, indexable view of ``X``: resized float32 images and their keys."""
 
     def __init__(self, X):
         if isinstance(X, (str, os.PathLike)):
@@ -31,14 +33,20 @@ class ImageSource:
     def __len__(self):
         return len(self._items)
 
-    def batches(self, size, batch_size):
-        """Yield ``(start, batch)`` with ``batch`` of shape (b, height, width, 3)."""
-        for start in range(0, len(self), batch_size):
-            stop = min(start + batch_size, len(self))
-            batch = np.stack(
-                [self.image(i, size) for i in range(start, stop)]
-            )
-            yield start, batch
+    def key(self, index):
+        """A fingerprint of image ``index`` that changes when its content does.
+
+        Files are identified by path, size and modification time, so a cache
+        lookup never decodes them; arrays by their bytes.
+        """
+        item = self._items[index]
+        if isinstance(item, str):
+            try:
+                stat = os.stat(item)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"Image file not found: {item!r}.") from None
+            return fingerprint("file", os.path.abspath(item), stat.st_size, stat.st_mtime_ns)
+        return fingerprint("array", item.dtype.str, item.shape, np.ascontiguousarray(item).data)
 
     def image(self, index, size):
         """Image ``index`` as float32 (height, width, 3) in 0..255."""

@@ -10,6 +10,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._cache import fingerprint
+
 #: Channel means of the ImageNet training set, in BGR order, used by the
 #: original Caffe VGG16 ("caffe" preprocessing in Keras).
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -95,6 +97,22 @@ def resolve_model(model):
         f"model must be a keras.Model, a path to a .keras file or one of "
         f"{sorted(REGISTRY)}; got {model!r}."
     )
+
+
+def model_fingerprint(model, keras_model):
+    """A key that is equal for equal models, whatever object holds them.
+
+    ``sklearn.clone`` deep-copies a ``keras.Model`` parameter, so object
+    identity cannot tell that two clones are the same network; architecture and
+    weights can.
+    """
+    if isinstance(model, str) and model in REGISTRY:
+        return fingerprint("registered", model)
+    if isinstance(model, (str, os.PathLike)):
+        stat = os.stat(model)
+        return fingerprint("file", os.path.abspath(model), stat.st_size, stat.st_mtime_ns)
+    weights = [np.ascontiguousarray(w).data for w in keras_model.get_weights()]
+    return fingerprint("model", keras_model.to_json(), *weights)
 
 
 def _load_model_file(path):

@@ -1,12 +1,14 @@
 """SensitivityTransformer: images in, flattened sensitivity maps out."""
 
+import os
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._cache import disk_store, fingerprint, gradient_cache
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import PREPROCESSINGS
@@ -53,6 +55,14 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         user models, which are expected to include their own rescaling.
     batch_size : int, default=32
         Images per forward/backward pass; bounds memory.
+    cache : bool, default=True
+        Keep the absolute gradients of each image in the process-wide,
+        size-bounded :data:`sklearn_sensloc.gradient_cache`, so that refits
+        with other map-side parameters (aggregation, normalize, pool) or other
+        folds of a search never repeat a backward pass.
+    memory : str, path, joblib.Memory or None, default=None
+        Directory where gradients are also stored, one file per image, shared
+        by processes (``GridSearchCV(n_jobs=...)``) and later runs.
     verbose : bool, default=False
         Show a progress bar while computing maps.
 
@@ -87,6 +97,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         "image_size": [tuple, list, None],
         "preprocessing": [StrOptions({"auto", *PREPROCESSINGS})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "cache": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
 
@@ -100,6 +112,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         image_size=None,
         preprocessing="auto",
         batch_size=32,
+        cache=True,
+        memory=None,
         verbose=False,
     ):
         self.model = model
@@ -110,6 +124,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         self.image_size = image_size
         self.preprocessing = preprocessing
         self.batch_size = batch_size
+        self.cache = cache
+        self.memory = memory
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -151,15 +167,31 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         source = ImageSource(X)
-        engine = self._engine_for_transform()
         maps = np.empty((len(source), self.n_features_out_), dtype=np.float32)
-        batches = source.batches(self.input_size_, self.batch_size)
-        for start, images in progress(batches, len(source), self.batch_size, self.verbose):
-            block = sensitivity_maps(
-                engine(images), self.aggregation, self.pool, self.normalize
-            )
+        batches = self._abs_gradients(source)
+        for start, gradients in progress(batches, len(source), self.batch_size, self.verbose):
+            block = sensitivity_maps(gradients, self.aggregation, self.pool, self.normalize)
             maps[start : start + len(block)] = block.reshape(len(block), -1)
         return maps
+
+    def _abs_gradients(self, source):
+        """Yield ``(start, gradients)`` batch by batch, computing only what no cache holds."""
+        engine = self._engine_for_transform()
+        stores = ([gradient_cache] if self.cache else []) + [
+            store for store in [disk_store(self.memory)] if store is not None
+        ]
+        for start in range(0, len(source), self.batch_size):
+            indices = range(start, min(start + self.batch_size, len(source)))
+            keys = [(self._gradient_key, source.key(i)) for i in indices] if stores else []
+            gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
+            missing = [j for j, found in enumerate(gradients) if found is None]
+            if missing:
+                images = np.stack([source.image(indices[j], self.input_size_) for j in missing])
+                for j, computed in zip(missing, engine(images)):
+                    gradients[j] = computed
+                    for store in stores:
+                        store.put(keys[j], computed)
+            yield start, np.stack(gradients)
 
     def get_feature_names_out(self, input_features=None):
         """Names ``map_r{row}_c{col}`` of the output columns.
@@ -176,11 +208,14 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     def _build_engine(self):
         from ._gradients import GradientEngine
-        from ._models import resolve_model
+        from ._models import model_fingerprint, resolve_model
 
         model, own_preprocessing = resolve_model(self.model)
         preprocessing = own_preprocessing if self.preprocessing == "auto" else self.preprocessing
         self._engine = GradientEngine(model, self.target, preprocessing, self._image_size())
+        self._gradient_key = fingerprint(
+            model_fingerprint(self.model, model), self.target, preprocessing, self._engine.input_size
+        )
         return self._engine
 
     def _image_size(self):
@@ -209,3 +244,14 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def _lookup(stores, key):
+    for level, store in enumerate(stores):
+        found = store.get(key)
+        if found is not None:
+            # A disk hit is promoted to the faster stores before it.
+            for faster in stores[:level]:
+                faster.put(key, found)
+            return found
+    return None

@@ -1,0 +1,131 @@
+"""Raw gradients computed once per image and model, then reused.
+
+A parameter search over map-side parameters (aggregation, normalization,
+pooling) and over the box regressor refits the transformer on every fold and
+candidate; the backward passes are the expensive part and do not depend on
+those parameters. Absolute gradients are therefore cached per image, keyed by
+a fingerprint of the model and target and one of the image, in a bounded
+in-process LRU and, optionally, in a directory shared by processes and runs.
+"""
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class GradientCache:
+    """Process-wide LRU of absolute gradients, bounded in bytes.
+
+    Attributes
+    ----------
+    max_bytes : int
+        Upper bound on the bytes held; the least recently used entries are
+        dropped first. 0 disables the in-memory cache.
+    hits, misses : int
+        Lookups answered from the cache, and not.
+    """
+
+    def __init__(self, max_bytes=DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._entries = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value):
+        if value.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self):
+        """Drop every entry and reset the counters."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def info(self):
+        """Entries, bytes held, hits and misses, as a dict."""
+        return {
+            "entries": len(self._entries),
+            "bytes": self._bytes,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+
+#: The cache every SensitivityTransformer with ``cache=True`` shares.
+gradient_cache = GradientCache()
+
+
+class DiskGradientStore:
+    """One ``.npy`` file per image under ``directory``, written atomically."""
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+
+    def _path(self, key):
+        return os.path.join(self.directory, key[0], key[1] + ".npy")
+
+    def get(self, key):
+        try:
+            return np.load(self._path(key), allow_pickle=False)
+        except (FileNotFoundError, ValueError, EOFError, OSError):
+            # A missing or unreadable entry is recomputed, never trusted.
+            return None
+
+    def put(self, key, value):
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.save(file, value, allow_pickle=False)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+
+def disk_store(memory):
+    """The on-disk store for a ``memory=`` value: None, a path or a joblib.Memory."""
+    if memory is None:
+        return None
+    location = getattr(memory, "location", memory)
+    if location is None:
+        return None
+    return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))
+
+
+def fingerprint(*parts):
+    """Hex digest of byte strings and values, for cache keys."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part if isinstance(part, (bytes, memoryview)) else repr(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
