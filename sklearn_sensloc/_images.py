@@ -57,14 +57,49 @@ class ImageSource:
 
 
 def load_image(path, size):
-    """Decode an image file to RGB float32 of ``size = (height, width)``."""
+    """Decode an image file to RGB float32 of ``size = (height, width)``.
+
+    Grayscale, palette, RGBA (composited on white), CMYK and 16-bit files are
+    converted; unreadable, truncated, empty and decompression-bomb files are
+    refused with an error naming the file.
+    """
     try:
-        with Image.open(path) as image:
-            return _resized(image.convert("RGB"), size)
+        with warnings.catch_warnings():
+            # Pillow only warns between its two size limits; a file that large
+            # is refused here, not decoded into gigabytes.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                # JPEG decodes straight at a reduced scale no smaller than needed.
+                image.draft("RGB", (size[1], size[0]))
+                return _resized(_to_rgb(image), size)
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file not found: {path!r}.") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
         raise ValueError(f"Cannot read image file {path!r}: {error}") from error
+
+
+def _to_rgb(image):
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+        # 16-bit images would be clipped at 255 by Pillow's convert.
+        if image.mode.startswith("I;16") or pixels.max(initial=0) > 255:
+            pixels = pixels / 257.0
+        gray = np.clip(pixels, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def _check_image_array(X):
@@ -74,9 +109,9 @@ def _check_image_array(X):
             "X must be an array of RGB images of shape (n_images, height, width, 3); "
             f"got shape {X.shape}.{hint}"
         )
-    if X.dtype.kind not in "uif" and X.dtype != bool:
+    if X.dtype.kind not in "uif":
         raise ValueError(f"X must hold numbers; got dtype {X.dtype}.")
-    if X.dtype.kind == "f" and X.size:
+    if X.dtype != np.uint8 and X.size:
         _check_pixel_values(X.reshape(len(X), -1))
     return X
 
@@ -101,7 +136,7 @@ def _check_image_list(X):
             )
         if image.size == 0:
             raise ValueError(f"Image {index} of X is empty: shape {image.shape}.")
-        if image.dtype.kind == "f":
+        if image.dtype != np.uint8:
             _check_pixel_values(image.reshape(1, -1), offset=index)
         checked.append(image)
     return checked

@@ -1,0 +1,113 @@
+"""Image files and arrays as the transformer reads them: conversions and refusals."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sklearn_sensloc._images import ImageSource, load_image
+
+SIZE = (16, 20)
+
+
+def gradient_rgb(height=24, width=30):
+    rows, cols = np.mgrid[0:height, 0:width]
+    return np.stack([rows * 10 % 256, cols * 8 % 256, (rows + cols) * 4 % 256], -1).astype(np.uint8)
+
+
+def test_rgb_file_is_resized_to_height_and_width(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.fromarray(gradient_rgb()).save(path)
+    image = load_image(str(path), SIZE)
+    assert image.shape == (16, 20, 3) and image.dtype == np.float32
+
+
+def test_grayscale_and_palette_become_three_equal_channels(tmp_path):
+    gray = gradient_rgb()[..., 0]
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(gray).convert("P").save(tmp_path / "palette.gif")
+    for name in ("gray.png", "palette.gif"):
+        image = load_image(str(tmp_path / name), (24, 30))
+        np.testing.assert_array_equal(image[..., 0], image[..., 1])
+        np.testing.assert_array_equal(image[..., 0], image[..., 2])
+    np.testing.assert_array_equal(load_image(str(tmp_path / "gray.png"), (24, 30))[..., 0], gray)
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:4, :, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    image = load_image(str(tmp_path / "rgba.png"), (8, 8))
+    np.testing.assert_array_equal(image[:4, :, :], np.broadcast_to([200, 0, 0], (4, 8, 3)))
+    np.testing.assert_array_equal(image[4:, :, :], 255)
+
+
+def test_cmyk_jpeg_is_converted(tmp_path):
+    Image.fromarray(gradient_rgb()).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    image = load_image(str(tmp_path / "cmyk.jpg"), (24, 30))
+    assert image.shape == (24, 30, 3)
+    assert np.abs(image - gradient_rgb()).mean() < 20
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    gray8 = gradient_rgb()[..., 1]
+    gray16 = gray8.astype(np.uint16) * 257
+    Image.fromarray(gray16).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as opened:
+        assert opened.mode.startswith("I")
+    image = load_image(str(tmp_path / "deep.png"), (24, 30))
+    np.testing.assert_allclose(image[..., 0], gray8, atol=1)
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xd8\xff\xe0 not really a jpeg", b"plain text"])
+def test_unreadable_files_are_named(tmp_path, content):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="Cannot read image file .*broken.jpg"):
+        load_image(str(path), SIZE)
+
+
+def test_truncated_file_is_named(tmp_path):
+    path = tmp_path / "whole.png"
+    Image.fromarray(gradient_rgb(64, 64)).save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.png"):
+        load_image(str(tmp_path / "cut.png"), SIZE)
+
+
+def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (200, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(ValueError, match="Cannot read image file .*bomb.png"):
+        load_image(str(path), SIZE)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150 * 150)
+    with pytest.raises(ValueError, match="bomb.png"):
+        load_image(str(path), SIZE)
+
+
+def test_a_bad_path_in_a_batch_names_itself(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(gradient_rgb()).save(good)
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    source = ImageSource([good, tmp_path / "bad.png"])
+    assert source.image(0, SIZE).shape == (16, 20, 3)
+    with pytest.raises(ValueError, match="bad.png"):
+        source.image(1, SIZE)
+
+
+def test_integer_arrays_are_range_checked():
+    ImageSource(np.full((2, 4, 4, 3), 255, dtype=np.int64))
+    with pytest.raises(ValueError, match="Image 1 of X has pixel values outside 0..255"):
+        ImageSource(np.stack([np.zeros((4, 4, 3)), np.full((4, 4, 3), 1000)]).astype(np.uint16))
+    with pytest.raises(ValueError, match="X must hold numbers"):
+        ImageSource(np.zeros((1, 4, 4, 3), dtype=bool))
+
+
+def test_uint8_arrays_and_their_files_agree(tmp_path):
+    image = gradient_rgb()
+    Image.fromarray(image).save(tmp_path / "same.png")
+    from_file = ImageSource([tmp_path / "same.png"]).image(0, SIZE)
+    from_array = ImageSource(image[None]).image(0, SIZE)
+    np.testing.assert_array_equal(from_file, from_array)
