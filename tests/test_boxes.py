@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn_sensloc import box_iou
 from sklearn_sensloc._boxes import check_box_sets, check_boxes, to_valid_boxes
 
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=25, deadline=None, database=None)
 
 
 # --------------------------------------------------------------------------
@@ -496,6 +496,28 @@ def test_check_box_sets_object_array_of_per_image_arrays():
     arr[0] = np.array([[0, 0, 1, 1.0]])
     arr[1] = np.array([[0, 0, 1, 1.0], [0, 0, 0.5, 0.5]])
     assert [s.shape for s in check_box_sets(arr)] == [(1, 4), (2, 4)]
+
+
+class _FrameLike:
+    """Mimics a pandas DataFrame: converts with np.asarray, but ``obj[0]`` is a column lookup."""
+
+    def __init__(self, values):
+        self._values = np.asarray(values)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._values if dtype is None else self._values.astype(dtype)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getitem__(self, key):
+        raise KeyError(key)  # no column named 0
+
+
+def test_check_box_sets_array_like_that_is_not_indexable_by_row():
+    sets = check_box_sets(_FrameLike([[0, 0, 1, 1], [0.1, 0.1, 0.2, 0.2]]))
+    assert [s.shape for s in sets] == [(1, 4), (1, 4)]
+    np.testing.assert_array_equal(sets[1], [[0.1, 0.1, 0.2, 0.2]])
 
 
 def test_check_box_sets_error_names_image_and_row():
