@@ -9,8 +9,10 @@ with CorLoc.
 
 from ._boxes import box_iou
 from ._cache import gradient_cache
+from ._evaluation import evaluate_localization, evaluate_voc
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_score
+from ._plots import plot_boxes, plot_maps
 from ._regressor import BoxRegressor
 from ._transformer import SensitivityTransformer
 from .datasets import load_voc, make_sample_scenes
@@ -25,7 +27,11 @@ __all__ = [
     "SensitivityTransformer",
     "box_iou",
     "corloc_score",
+    "evaluate_localization",
+    "evaluate_voc",
     "gradient_cache",
     "load_voc",
     "make_sample_scenes",
+    "plot_boxes",
+    "plot_maps",
 ]

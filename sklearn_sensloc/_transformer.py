@@ -162,7 +162,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        maps : ndarray of shape (n, n_features_out_), float32
+        maps : ndarray of shape (n, ``n_features_out_``), float32
             One flattened map per image, rows of pixels in order.
         """
         check_is_fitted(self)

@@ -1,0 +1,355 @@
+"""The ``sensloc`` command: ``sensloc demo`` and ``sensloc evaluate``.
+
+``demo`` runs the whole method on the embedded offline sample; ``evaluate``
+runs the paper's protocol on a PASCAL VOC style tree. Both are thin layers over
+:func:`run_demo` and :func:`run_evaluate`, which tests and notebooks can call
+with any ``model`` (a small ``keras.Model`` included).
+
+Exit codes: 0 success, 1 a data error (one line naming the file), 2 a usage
+error (argparse's message), 130 interrupted. Set ``SENSLOC_TRACEBACK=1`` to
+see the traceback of a data error.
+"""
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+#: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
+#: takes about 3 minutes (see docs/offline_default.rst for the measurement).
+DEMO_N_IMAGES = 120
+DEMO_OUTPUT = "sensloc-output"
+DEMO_TEST_SIZE = 0.3
+DEFAULT_MODEL = "vgg16-hed"
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def run_demo(
+    model=DEFAULT_MODEL,
+    n_images=DEMO_N_IMAGES,
+    output=DEMO_OUTPUT,
+    *,
+    seed=0,
+    test_size=DEMO_TEST_SIZE,
+    image_size=224,
+    aggregations=("max",),
+    batch_size=16,
+    n_timing=8,
+    verbose=True,
+    stream=None,
+):
+    """Fit and score the method on the embedded sample; write tables and figures.
+
+    The scenes of :func:`~sklearn_sensloc.datasets.make_sample_scenes` are
+    split into train and test parts; the learned pipeline
+    (``SensitivityTransformer(model, target="gestalt")`` + ``BoxRegressor``,
+    i.e. maps pooled by 4), the heuristic (sigma chosen on the training part)
+    and the center box are scored on the test part with CorLoc.
+
+    Parameters
+    ----------
+    model : str, path or keras.Model, default="vgg16-hed"
+        As for :class:`~sklearn_sensloc.SensitivityTransformer`.
+    n_images : int, default=120
+        Number of scenes, train and test together.
+    output : str or path, default="sensloc-output"
+        Folder for the tables, figures and cache; a rerun reuses it.
+    seed : int, default=0
+        Seed of the scenes, of the split and of the regressor.
+    test_size : float, default=0.3
+        Fraction of the scenes held out for testing.
+    image_size : int, default=224
+        Side of the generated scenes (the model resizes them if needed).
+    aggregations : sequence of str, default=("max",)
+        Aggregations scored; all share one backward pass.
+    batch_size : int, default=16
+        Images per backward pass.
+    n_timing : int, default=8
+        Test images timed for the forward pass and the map; 0 skips it.
+    verbose : bool, default=True
+        Progress bars.
+    stream : file-like, default=sys.stdout
+        Where the report is printed.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        What :func:`~sklearn_sensloc._evaluation.evaluate_localization`
+        returns, with ``figures`` (paths of the PNG files) added.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from ._evaluation import evaluate_localization
+    from .datasets import make_sample_scenes
+
+    stream = sys.stdout if stream is None else stream
+    data = make_sample_scenes(n_images, image_size=image_size, random_state=seed)
+    train, test = train_test_split(range(n_images), test_size=test_size, random_state=seed)
+    if len(train) < 2 or len(test) < 1:
+        raise ValueError(f"n_images={n_images} is too few to split into train and test parts.")
+    print(f"Embedded sample: {n_images} scenes ({len(train)} train, {len(test)} test), "
+          f"seed {seed}; model {_model_name(model)}.", file=stream, flush=True)
+    result = evaluate_localization(
+        data.images[train], data.boxes[train], data.images[test], data.boxes[test],
+        test_labels=[data.labels[i] for i in test], model=model, target="gestalt",
+        aggregations=aggregations, batch_size=batch_size, n_timing=n_timing, output=output,
+        random_state=seed, verbose=verbose,
+        description={"data": "embedded sample (make_sample_scenes)", "n_images": n_images,
+                     "seed": seed, "test_size": test_size},
+    )
+    result.figures = _write_figures(result, data.images[test], data.boxes[test], output)
+    _report(result, stream, ("table3_methods", "timings"))
+    return result
+
+
+def run_evaluate(voc, train_split="trainval", test_split="test", *, classes=None, limit=None,
+                 output="sensloc-evaluation", verbose=True, stream=None, **kwargs):
+    """The paper's protocol on a VOC-format tree; tables and figures into ``output``.
+
+    Parameters
+    ----------
+    voc : str or path
+        Root of the VOC tree.
+    train_split, test_split : str
+        Id lists in ``ImageSets/Main``.
+    classes : list of str, optional
+        Classes kept; default all.
+    limit : int, optional
+        First ``limit`` images of each split only.
+    output : str or path, default="sensloc-evaluation"
+        Folder for the tables, figures and cache; a rerun resumes.
+    verbose : bool, default=True
+        Progress bars.
+    stream : file-like, default=sys.stdout
+        Where the report is printed.
+    **kwargs
+        Passed to :func:`~sklearn_sensloc._evaluation.evaluate_localization`
+        (``model``, ``target``, ``aggregations``, ``sigmas``, ``pool``, ...).
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+    """
+    from ._evaluation import evaluate_voc
+
+    stream = sys.stdout if stream is None else stream
+    result = evaluate_voc(voc, train_split, test_split, classes=classes, limit=limit,
+                          output=output, verbose=verbose, **kwargs)
+    result.figures = _write_figures(result, result.test_images, result.test_boxes, output)
+    _report(result, stream, ("table1_per_class", "table2_heuristic_sigma", "table3_methods",
+                             "timings"))
+    return result
+
+
+def _write_figures(result, images, boxes, output, n_shown=8):
+    from ._evaluation import atomic_write_bytes
+    from ._plots import plot_boxes, plot_maps
+
+    n_shown = min(n_shown, len(images))
+    images, boxes = images[:n_shown], boxes[:n_shown]
+    aggregation = next(iter(result.test_maps))
+    maps = result.test_maps[aggregation][:n_shown]
+    learned = f"learned ({aggregation})"
+    heuristic = next(name for name in result.predictions if name.startswith(f"heuristic ({aggregation}"))
+    predictions = {name: result.predictions[name][:n_shown] for name in (learned, heuristic)}
+    figures = {
+        "fig1_maps.png": plot_maps(images, maps, indices=range(min(6, n_shown)), ncols=2),
+        "fig2_boxes.png": plot_boxes(images, boxes, predictions, ncols=4),
+    }
+    paths = []
+    for name, figure in figures.items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        path = Path(output) / name
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(str(path))
+    return paths
+
+
+def _report(result, stream, names):
+    from ._evaluation import table_markdown
+
+    print(file=stream)
+    for name in names:
+        if name in result.tables:
+            print(table_markdown(result.tables[name]), file=stream)
+    reused = f"; reused from an earlier run: {', '.join(result.reused)}" if result.reused else ""
+    print(f"Outputs are in {Path(result.output).resolve()}{reused}:", file=stream)
+    for path in result.files + result.get("figures", []):
+        if Path(path).parent == Path(result.output):
+            print(f"  {Path(path).name}", file=stream)
+    stream.flush()
+
+
+def _model_name(model):
+    from ._evaluation import model_label
+
+    return model_label(model)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    value = _non_negative_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _target(text):
+    """'gestalt', 'class', a class index or a layer name."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def build_parser():
+    """The ``sensloc`` argument parser."""
+    from ._maps import AGGREGATIONS
+    from ._models import REGISTRY
+
+    parser = argparse.ArgumentParser(
+        prog="sensloc",
+        description="Object localization from the sensitivity maps of a pretrained CNN.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    models = ", ".join(sorted(REGISTRY))
+    common.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"registered model ({models}) or a .keras file "
+                             f"(default: {DEFAULT_MODEL}, offline)")
+    common.add_argument("--aggregation", nargs="+", choices=AGGREGATIONS, default=["max"],
+                        help="aggregation(s) of the channel derivatives (default: max)")
+    common.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="images per backward pass")
+    common.add_argument("--timing-images", type=int, default=None, metavar="N",
+                        help="test images timed (forward pass, map); 0 skips the timings")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    demo = commands.add_parser(
+        "demo", parents=[common],
+        help="fit and score on the embedded offline sample",
+        description="Fit the learned map on the embedded sample (real object crops pasted on "
+                    "real backgrounds) and report CorLoc of the learned map, the heuristic and "
+                    "the center box on its test part; write tables and figures.",
+    )
+    demo.add_argument("--n-images", type=_positive_int, default=DEMO_N_IMAGES,
+                      help=f"number of scenes, train and test together (default: {DEMO_N_IMAGES})")
+    demo.add_argument("--test-size", type=_fraction, default=DEMO_TEST_SIZE,
+                      help=f"fraction of the scenes held out (default: {DEMO_TEST_SIZE})")
+    demo.add_argument("--output", default=DEMO_OUTPUT,
+                      help=f"output folder (default: {DEMO_OUTPUT})")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common],
+        help="the paper's protocol on a PASCAL VOC style tree",
+        description="Train on one split of a VOC-format tree, test on another (every ground-"
+                    "truth box of the kept classes, difficult objects handled as in VOC), and "
+                    "write Table 1 (per class), Table 2 (heuristic sigma sweep), Table 3 "
+                    "(methods and center box) and the timings as Markdown, CSV and JSON. "
+                    "A rerun with the same --output resumes.",
+    )
+    evaluate.add_argument("--voc", required=True, metavar="ROOT",
+                          help="VOC tree with Annotations/, JPEGImages/, ImageSets/Main/")
+    evaluate.add_argument("--train-split", default="trainval", help="(default: trainval)")
+    evaluate.add_argument("--test-split", default="test", help="(default: test)")
+    evaluate.add_argument("--classes", nargs="+", default=None, help="classes kept (default: all)")
+    evaluate.add_argument("--target", type=_target, default="gestalt",
+                          help="gestalt, class, a class index or a layer name (default: gestalt)")
+    evaluate.add_argument("--sigmas", nargs="+", type=_non_negative_float,
+                          default=[5.0, 10.0, 20.0, 30.0, 40.0],
+                          help="heuristic sigmas in full-resolution map pixels "
+                               "(default: 5 10 20 30 40)")
+    evaluate.add_argument("--pool", type=_positive_int, default=4,
+                          help="pooling of the maps fed to the learned map (default: 4)")
+    evaluate.add_argument("--output", default="sensloc-evaluation",
+                          help="output folder; a rerun resumes (default: sensloc-evaluation)")
+    evaluate.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                          help="only the first N images of each split")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the regressor (default: 0)")
+    return parser
+
+
+def _check_usage(parser, args):
+    """Checks that argparse's types cannot express; a failure exits with code 2."""
+    from ._models import REGISTRY
+
+    model = args.model
+    if model not in REGISTRY:
+        if not model.endswith(".keras"):
+            parser.error(f"--model {model!r}: not a registered model ({', '.join(sorted(REGISTRY))}) "
+                         "nor a .keras file")
+        if not os.path.isfile(model):
+            parser.error(f"--model {model!r}: no such file")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"--output {args.output!r} exists and is not a folder")
+    if args.timing_images is not None and args.timing_images < 0:
+        parser.error("--timing-images must be >= 0")
+    if args.command == "evaluate":
+        if not os.path.isdir(args.voc):
+            parser.error(f"--voc {args.voc!r}: no such folder")
+    if args.command == "demo" and args.n_images < 4:
+        parser.error("--n-images must be at least 4 (train and test parts)")
+
+
+def main(argv=None):
+    """Entry point of the ``sensloc`` console script; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(parser, args)
+    options = {"model": args.model, "aggregations": args.aggregation, "verbose": not args.quiet}
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    if args.timing_images is not None:
+        options["n_timing"] = args.timing_images
+    try:
+        if args.command == "demo":
+            run_demo(n_images=args.n_images, output=args.output, seed=args.seed,
+                     test_size=args.test_size, **options)
+        else:
+            run_evaluate(args.voc, args.train_split, args.test_split, classes=args.classes,
+                         limit=args.limit, output=args.output, target=args.target,
+                         sigmas=args.sigmas, pool=args.pool, random_state=args.seed, **options)
+    except KeyboardInterrupt:
+        print("sensloc: interrupted; finished steps are kept and a rerun resumes.",
+              file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as error:
+        if os.environ.get("SENSLOC_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split())
+        print(f"sensloc: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

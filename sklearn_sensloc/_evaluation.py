@@ -1,0 +1,879 @@
+"""The paper's evaluation protocol, usable from Python and from ``sensloc evaluate``.
+
+Sensitivity maps are computed once per (images, model, target, aggregation)
+at full resolution and cached; every box method is then scored on them:
+
+- the learned linear map (:class:`BoxRegressor`) on pooled maps (Table 1, 3),
+- the training-free heuristic for a sweep of ``sigma`` on full-resolution maps
+  (Table 2), with the ``sigma`` chosen on the *training* images for Table 1/3,
+- the center-box baseline (Table 3),
+
+plus per-image timings of the forward pass, the map computation and the box
+prediction. Results go to an output folder as Markdown, CSV and JSON, every
+file written atomically; a rerun with the same folder reuses every finished
+step whose inputs did not change.
+"""
+
+import csv
+import io
+import json
+import os
+import math
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import Bunch
+
+from ._boxes import check_box_sets, check_boxes
+from ._cache import fingerprint
+from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from ._images import ImageSource
+from ._maps import AGGREGATIONS, average_pool, normalize_maps, sensitivity_maps
+from ._metrics import correct_localizations
+from ._models import REGISTRY, model_fingerprint
+from ._progress import progress
+from ._regressor import BoxRegressor
+from ._transformer import SensitivityTransformer
+
+__all__ = ["evaluate_localization", "evaluate_voc", "DEFAULT_SIGMAS"]
+
+#: The paper's Table 2 sweep, in pixels of full-resolution (224x224) maps.
+DEFAULT_SIGMAS = (5, 10, 20, 30, 40)
+
+# Bump when the meaning of a cached file changes, so old caches are not reused.
+_FORMAT = 1
+# Maps handled at once when pooling or smoothing, to bound memory.
+_CHUNK = 256
+# Images per cached part of a map computation (rounded up to whole batches).
+_PART = 256
+
+TABLES = {
+    "table1_per_class": "Table 1. CorLoc (%) per class",
+    "table2_heuristic_sigma": "Table 2. CorLoc (%) of the heuristic against sigma (full-resolution maps)",
+    "table3_methods": "Table 3. CorLoc (%) of each method and of the center-box baseline",
+    "timings": "Timings per image (seconds)",
+}
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then rename.
+
+    A reader never sees a partial file, and an exception while writing leaves
+    neither a partial ``path`` nor the temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_file(path) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path, text):
+    """Atomic :func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, payload):
+    """Serialise first, then write atomically: a non-serialisable payload writes nothing."""
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def _atomic_file(path):
+    handle = tempfile.NamedTemporaryFile(
+        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        _usual_permissions(handle.name)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        try:
+            os.unlink(handle.name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _usual_permissions(path):
+    # Temporary files are private (0600); the result should get the permissions
+    # any new file gets under the user's umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _load_npy(path, n_images):
+    """A complete ``(n_images, H, W)`` array file, memory-mapped, or None."""
+    if not path.is_file():
+        return None
+    try:
+        maps = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return maps if maps.ndim == 3 and len(maps) == n_images else None
+
+
+class _Store:
+    """The output folder: cached maps, finished steps and tables. ``None``: memory only."""
+
+    def __init__(self, output):
+        self.root = None if output is None else Path(output)
+        self.computed, self.reused = [], []
+        if self.root is not None:
+            if self.root.exists() and not self.root.is_dir():
+                raise NotADirectoryError(f"Output {str(self.root)!r} exists and is not a folder.")
+            (self.root / "cache").mkdir(parents=True, exist_ok=True)
+
+    def _step_path(self, name):
+        return self.root / "cache" / f"step-{name}.json"
+
+    def step(self, name, key, compute):
+        """Payload of step ``name``: read back when written with the same key, else computed."""
+        if self.root is not None:
+            path = self._step_path(name)
+            if path.is_file():
+                try:
+                    stored = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    stored = None
+                if isinstance(stored, dict) and stored.get("key") == key:
+                    self.reused.append(name)
+                    return stored["payload"]
+        payload = compute()
+        self.computed.append(name)
+        if self.root is not None:
+            atomic_write_json(self._step_path(name), {"key": key, "payload": payload})
+        return payload
+
+    def maps_path(self, key):
+        return self.root / "cache" / f"maps-{key}.npy"
+
+    def load_maps(self, key, n_images):
+        """Finished maps of ``key``, memory-mapped, or None."""
+        if self.root is None:
+            return None
+        return _load_npy(self.maps_path(key), n_images)
+
+    def _part_path(self, key):
+        return self.root / "cache" / "parts" / f"maps-{key}.npy"
+
+    def has_part(self, key, n_images):
+        return _load_npy(self._part_path(key), n_images) is not None
+
+    def save_part(self, key, block):
+        """Maps of some images: a finished part survives an interruption."""
+        path = self._part_path(key)
+        path.parent.mkdir(exist_ok=True)
+        with _atomic_file(path) as handle:
+            np.save(handle, block, allow_pickle=False)
+
+    def assemble_maps(self, key, part_keys, shape):
+        """Join the parts ``{start: key}`` into one ``.npy`` (atomically), memory-map it."""
+        path = self.maps_path(key)
+        with _atomic_file(path) as handle:
+            array = np.lib.format.open_memmap(handle.name, "w+", np.float32, shape)
+            for start, part_key in part_keys.items():
+                block = np.load(self._part_path(part_key), mmap_mode="r")
+                array[start : start + len(block)] = block
+            array.flush()
+            del array
+        for part_key in part_keys.values():
+            self._part_path(part_key).unlink(missing_ok=True)
+        return np.load(path, mmap_mode="r")
+
+    def write_table(self, name, table):
+        if self.root is None:
+            return []
+        written = []
+        for ext, text in (("md", table_markdown(table)), ("csv", _table_csv(table))):
+            atomic_write_text(self.root / f"{name}.{ext}", text)
+            written.append(str(self.root / f"{name}.{ext}"))
+        atomic_write_json(self.root / f"{name}.json", table)
+        written.append(str(self.root / f"{name}.json"))
+        return written
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _digest(*parts):
+    """Cache key of values and arrays (an array counts by dtype, shape and bytes)."""
+    return fingerprint(*(
+        fingerprint(p.dtype.str, p.shape, np.ascontiguousarray(p).data)
+        if isinstance(p, np.ndarray) else p
+        for p in parts
+    ))
+
+
+def _images_digest(images):
+    """Key of an image set: file names, sizes and dates for paths, bytes for arrays."""
+    source = ImageSource(images)
+    return fingerprint(*(source.key(i) for i in range(len(source))))
+
+
+def _model_digest(model):
+    import keras
+
+    return model_fingerprint(model, model if isinstance(model, keras.Model) else None)
+
+
+def model_label(model):
+    """A short human name for a ``model=`` value."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        return f"keras.Model {model.name!r}"
+    return os.fspath(model)
+
+
+# --------------------------------------------------------------------------- maps
+
+
+class _MapComputer:
+    """Full-resolution, max-normalised maps of several aggregations from one backward pass.
+
+    Max-normalised full-resolution maps lose nothing the pipeline needs: any
+    pooling followed by any of the normalizations gives exactly what
+    :class:`SensitivityTransformer` with that ``pool`` and ``normalize``
+    returns, because every normalization is invariant to the per-map scale.
+    """
+
+    def __init__(self, store, model, target, preprocessing, image_size, batch_size, verbose):
+        self.store = store
+        self.transformer = SensitivityTransformer(
+            model=model, target=target, pool=1, normalize="max", preprocessing=preprocessing,
+            image_size=image_size, batch_size=batch_size, verbose=verbose,
+            # These maps are cached whole below; raw gradients would only churn the LRU.
+            cache=False,
+        )
+        self.model_digest = _model_digest(model)
+        self.settings = (target, preprocessing, image_size)
+
+    def fit(self):
+        if not hasattr(self.transformer, "input_size_"):
+            self.transformer.fit(None)
+        return self.transformer
+
+    def key(self, images_digest, aggregation):
+        return _digest(_FORMAT, images_digest, self.model_digest, *self.settings, aggregation, 1)
+
+    def maps(self, images, images_digest, aggregations, role):
+        """``{aggregation: (n, H, W) float32 maps}``, computing only those not cached."""
+        keys = {agg: self.key(images_digest, agg) for agg in aggregations}
+        result = {agg: self.store.load_maps(keys[agg], len(images)) for agg in aggregations}
+        for agg in aggregations:
+            if result[agg] is not None:
+                self.store.reused.append(f"maps-{role}-{agg}")
+        missing = [agg for agg in aggregations if result[agg] is None]
+        if missing:
+            result.update(self._compute(images, {a: keys[a] for a in missing}, role))
+        return result
+
+    def _compute(self, images, keys, role):
+        sens = self.fit()
+        shape = (len(images), *sens.input_size_)
+        if self.store.root is None:
+            arrays = {agg: np.empty(shape, dtype=np.float32) for agg in keys}
+            for start, blocks in self._blocks(images, list(keys), [0], len(images), role):
+                for agg, block in blocks.items():
+                    arrays[agg][start : start + len(block)] = block
+            self.store.computed.extend(f"maps-{role}-{agg}" for agg in keys)
+            return arrays
+        # Parts of whole batches, keyed by their own images: an interruption, or a
+        # file replaced in one part, costs at most that part.
+        part = sens.batch_size * max(1, math.ceil(_PART / sens.batch_size))
+        starts = range(0, len(images), part)
+        part_keys = {
+            agg: {start: self.key(_images_digest(images[start : start + part]), agg)
+                  for start in starts}
+            for agg in keys
+        }
+        todo = [
+            start for start in starts
+            if not all(self.store.has_part(part_keys[agg][start],
+                                           len(images[start : start + part])) for agg in keys)
+        ]
+        for start, blocks in self._blocks(images, list(keys), todo, part, role):
+            for agg, block in blocks.items():
+                self.store.save_part(part_keys[agg][start], block)
+        done = {}
+        for agg, key in keys.items():
+            done[agg] = self.store.assemble_maps(key, part_keys[agg], shape)
+            self.store.computed.append(f"maps-{role}-{agg}")
+        return done
+
+    def _blocks(self, images, aggregations, starts, part, role):
+        """Yield ``(start, {aggregation: maps})`` for the parts beginning at ``starts``."""
+        sens = self.transformer
+        n_todo = sum(len(images[start : start + part]) for start in starts)
+
+        def batches():
+            for start in starts:
+                source = ImageSource(images[start : start + part])
+                for offset, gradients in sens._abs_gradients(source):
+                    yield start + offset, gradients
+
+        def joined(pending):
+            return {agg: np.concatenate(blocks) for agg, blocks in pending.items()}
+
+        bar = progress(batches(), n_todo, sens.batch_size, sens.verbose, f"maps of {role} images")
+        pending, filled = {}, 0
+        for start, gradients in bar:
+            # One backward pass serves every aggregation.
+            for agg in aggregations:
+                pending.setdefault(agg, []).append(sensitivity_maps(gradients, agg, 1, "max"))
+            filled += len(gradients)
+            part_start = start // part * part
+            if filled == min(part, len(images) - part_start):
+                # Yielded as soon as it is complete, before the next image is read.
+                yield part_start, joined(pending)
+                pending, filled = {}, 0
+
+
+def pooled_features(full_maps, pool, normalize="max"):
+    """Flattened maps as :class:`SensitivityTransformer` returns them for ``pool``.
+
+    Parameters
+    ----------
+    full_maps : ndarray of shape (n, H, W)
+        Full-resolution maps (``pool=1``), any per-map scale.
+    pool : int
+        Side of the averaged blocks.
+    normalize : {"max", "sum", "standard"} or None, default="max"
+
+    Returns
+    -------
+    features : ndarray of shape (n, ceil(H / pool) * ceil(W / pool)), float32
+    """
+    blocks = []
+    for start in range(0, len(full_maps), _CHUNK):
+        chunk = np.asarray(full_maps[start : start + _CHUNK], dtype=np.float32)
+        if pool > 1:
+            chunk = average_pool(chunk, pool)
+        chunk = normalize_maps(chunk, normalize).astype(np.float32, copy=False)
+        blocks.append(chunk.reshape(len(chunk), -1))
+    return np.concatenate(blocks)
+
+
+def _heuristic_boxes(estimator, full_maps):
+    boxes = [
+        estimator.predict(np.asarray(full_maps[s : s + _CHUNK]).reshape(-1, estimator.n_features_in_))
+        for s in range(0, len(full_maps), _CHUNK)
+    ]
+    return np.concatenate(boxes)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _class_index(test_boxes, test_labels, test_difficult, class_names):
+    """Per class: which test images count, and the boxes of that class in each.
+
+    An image counts for a class when it has at least one non-difficult box of
+    that class; a prediction is a hit when its IoU with any box of that class,
+    difficult ones included, exceeds the threshold (VOC ignores detections of
+    difficult objects rather than counting them wrong).
+    """
+    n = len(test_boxes)
+    if test_difficult is None:
+        test_difficult = [np.zeros(len(b), dtype=bool) for b in test_boxes]
+    difficult = [np.asarray(d, dtype=bool).reshape(-1) for d in test_difficult]
+    if test_labels is None:
+        labels = [["all"] * len(b) for b in test_boxes]
+    else:
+        if len(test_labels) != n:
+            raise ValueError(f"test_labels has {len(test_labels)} entries for {n} test images.")
+        labels = [
+            [lab] * len(b) if isinstance(lab, str) else list(lab)
+            for lab, b in zip(test_labels, test_boxes)
+        ]
+    for i, (lab, dif, b) in enumerate(zip(labels, difficult, test_boxes)):
+        if len(lab) != len(b) or len(dif) != len(b):
+            raise ValueError(
+                f"Test image {i} has {len(b)} boxes but {len(lab)} labels and "
+                f"{len(dif)} difficult flags."
+            )
+    found = list(dict.fromkeys(name for lab in labels for name in lab))
+    names = [c for c in (class_names or sorted(found)) if c in found]
+    index = {}
+    for name in names:
+        rows, boxes = [], []
+        for i in range(n):
+            of_class = np.array([lab == name for lab in labels[i]])
+            if (of_class & ~difficult[i]).any():
+                rows.append(i)
+                boxes.append(test_boxes[i][of_class])
+        if rows:
+            index[name] = (np.array(rows), boxes)
+    counted = np.array([(~d).any() for d in difficult])
+    return index, counted
+
+
+def _scores(pred, test_boxes, class_index, counted, iou_threshold):
+    overall_rows = np.flatnonzero(counted)
+    overall = 100.0 * correct_localizations(
+        [test_boxes[i] for i in overall_rows], pred[overall_rows], iou_threshold
+    ).mean()
+    per_class = {
+        name: 100.0 * correct_localizations(boxes, pred[rows], iou_threshold).mean()
+        for name, (rows, boxes) in class_index.items()
+    }
+    mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
+    return float(overall), mean, per_class
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _table(name, columns, rows, notes=()):
+    return {"name": name, "title": TABLES[name], "columns": list(columns), "rows": rows,
+            "notes": list(notes)}
+
+
+def _format(value):
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return "n/a"
+        return f"{value:.1f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
+    return str(value)
+
+
+def table_markdown(table):
+    """A table dict (title, columns, rows, notes) as Markdown."""
+    columns = table["columns"]
+    lines = [f"### {table['title']}", ""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
+    for row in table["rows"]:
+        lines.append("| " + " | ".join(_format(row.get(c, "")) for c in columns) + " |")
+    if table["notes"]:
+        lines.append("")
+        lines.extend(f"- {note}" for note in table["notes"])
+    return "\n".join(lines) + "\n"
+
+
+def _table_csv(table):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=table["columns"], extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(table["rows"])
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- timings
+
+
+def _time_per_image(function, batches, warm_up=True):
+    """Seconds per image of ``function`` over ``batches``, after one warm-up call."""
+    if warm_up:
+        function(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        function(batch)
+    return (time.perf_counter() - start) / sum(len(b) for b in batches)
+
+
+def _measure_timings(computer, test_images, n_timing, aggregation):
+    """Forward pass and map per image, on the same images, batch size and preprocessing."""
+    from ._gradients import _PREPROCESSORS
+
+    sens = computer.fit()
+    engine = sens._engine_for_transform()
+    source = ImageSource(test_images)
+    n = min(n_timing, len(source))
+    batch_size = min(sens.batch_size, n)
+    images = np.stack([source.image(i, sens.input_size_) for i in range(n)])
+    batches = [images[s : s + batch_size] for s in range(0, n, batch_size)]
+    preprocessing = sens.preprocessing
+    if preprocessing == "auto":
+        # As SensitivityTransformer: a registered model's own, else none.
+        registered = isinstance(sens.model, str) and sens.model in REGISTRY
+        preprocessing = REGISTRY[sens.model][1] if registered else "none"
+    preprocess = _PREPROCESSORS[preprocessing]
+
+    def forward(batch):
+        # predict_on_batch runs Keras' compiled inference function.
+        return engine.model.predict_on_batch(preprocess(batch))
+
+    def maps(batch):
+        return sensitivity_maps(engine(batch), aggregation, 1, "max")
+
+    return {
+        "n_images": n,
+        "batch_size": batch_size,
+        "forward_s": _time_per_image(forward, batches),
+        # An engine that already ran in this process is traced: no warm-up needed.
+        "maps_s": _time_per_image(maps, batches, warm_up=engine.n_backward_passes == 0),
+        "machine": machine_description(),
+    }
+
+
+def _learned_step(regressor, train_maps, train_boxes, test_maps, pool):
+    reg = clone(regressor).fit(pooled_features(train_maps, pool), train_boxes)
+    start = time.perf_counter()
+    boxes = reg.predict(pooled_features(test_maps, pool))
+    elapsed = time.perf_counter() - start
+    return {"test_boxes": boxes.tolist(), "seconds_per_image": elapsed / len(boxes)}
+
+
+def _heuristic_step(train_maps, train_boxes, test_maps, sigmas, top_fraction, iou_threshold):
+    out = {"sigmas": sigmas, "train_corloc": [], "test_boxes": [], "test_seconds_per_image": []}
+    map_shape = test_maps.shape[1:]
+    for sigma in sigmas:
+        est = HeuristicBoxEstimator(sigma=sigma, top_fraction=top_fraction, map_shape=map_shape)
+        est.fit(np.zeros((1, map_shape[0] * map_shape[1])))
+        train_pred = _heuristic_boxes(est, train_maps)
+        out["train_corloc"].append(
+            float(100 * correct_localizations(train_boxes, train_pred, iou_threshold).mean())
+        )
+        start = time.perf_counter()
+        test_pred = _heuristic_boxes(est, test_maps)
+        out["test_seconds_per_image"].append((time.perf_counter() - start) / len(test_pred))
+        out["test_boxes"].append(test_pred.tolist())
+    return out
+
+
+def machine_description():
+    """CPU/GPU, core count and library versions, for the record of a timing."""
+    import keras
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def evaluate_localization(
+    train_images,
+    train_boxes,
+    test_images,
+    test_boxes,
+    *,
+    test_labels=None,
+    test_difficult=None,
+    class_names=None,
+    model="vgg16-hed",
+    target="gestalt",
+    aggregations=("max",),
+    pool=4,
+    preprocessing="auto",
+    image_size=None,
+    sigmas=DEFAULT_SIGMAS,
+    top_fraction=0.2,
+    regressor=None,
+    iou_threshold=0.5,
+    n_timing=64,
+    batch_size=32,
+    output=None,
+    random_state=0,
+    verbose=False,
+    description=None,
+):
+    """Score the learned map, the heuristic and the center box on the same maps.
+
+    Maps are computed once per image set, model, target and aggregation, at
+    full resolution, and cached in ``output``; the learned map uses them
+    pooled by ``pool`` (exactly what :class:`SensitivityTransformer` with that
+    ``pool`` returns), the heuristic uses them at full resolution, as in the
+    paper's sigma sweep.
+
+    Parameters
+    ----------
+    train_images, test_images : array of shape (n, H, W, 3) or list of paths
+        Images in 0..255, as for :class:`SensitivityTransformer`.
+    train_boxes : array-like of shape (n_train, 4)
+        One box per training image, ``(xmin, ymin, xmax, ymax)`` fractions.
+    test_boxes : array-like of shape (n_test, 4) or list of (k_i, 4) arrays
+        Every ground-truth box of each test image; a prediction is correct
+        when its IoU with any of them is greater than ``iou_threshold``.
+    test_labels : list, optional
+        Class of each test image (a str), or of each of its boxes (a list of
+        str aligned with ``test_boxes[i]``). None: one class, ``"all"``.
+    test_difficult : list of bool arrays, optional
+        Difficult flag of each test box. Images whose boxes (of a class) are
+        all difficult do not count (for that class); a prediction on a
+        difficult box is still a hit.
+    class_names : list of str, optional
+        Order of the per-class columns; classes absent from the test images
+        are left out.
+    model, target, preprocessing, image_size, batch_size
+        Passed to :class:`SensitivityTransformer`.
+    aggregations : sequence of {"max", "mean"}, default=("max",)
+        One set of results per aggregation; all come from one backward pass.
+    pool : int, default=4
+        Pooling of the maps fed to the learned regressor.
+    sigmas : sequence of float, default=(5, 10, 20, 30, 40)
+        Heuristic smoothing sweep, in full-resolution map pixels. The sigma
+        with the best CorLoc on the *training* images is the one reported in
+        Table 1 and 3, so no choice is made on the test images.
+    top_fraction : float, default=0.2
+        Fraction of pixels the heuristic keeps.
+    regressor : BoxRegressor, optional
+        Cloned for each aggregation; default ``BoxRegressor(random_state=random_state)``.
+    iou_threshold : float, default=0.5
+        Hits need IoU strictly greater than this.
+    n_timing : int, default=64
+        Test images timed (forward pass, map, box); 0 skips the timings.
+    output : str or path, optional
+        Folder for the tables (``.md``, ``.csv``, ``.json``) and the cache
+        (``cache/``). Every file is written atomically; a rerun with the same
+        folder reuses cached maps and finished steps whose inputs match.
+    random_state : int, default=0
+        Seed of the regressor.
+    verbose : bool, default=False
+        Progress bars while computing maps.
+    description : dict, optional
+        Extra entries for ``summary.json`` (data set name, split, ...).
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        tables : dict
+            ``table1_per_class``, ``table2_heuristic_sigma``,
+            ``table3_methods`` and (when timed) ``timings``, each a dict with
+            ``title``, ``columns``, ``rows`` (list of dicts) and ``notes``.
+        predictions : dict
+            Predicted test boxes, ``(n_test, 4)``, per method name.
+        test_maps : dict
+            Full-resolution test maps ``(n_test, H, W)`` per aggregation.
+        chosen_sigma : dict
+            Heuristic sigma chosen on the training images, per aggregation.
+        computed, reused : list of str
+            Steps computed in this call and steps read back from ``output``.
+        files : list of str
+            Files written.
+        summary : dict
+            The settings, as written to ``summary.json``.
+        class_names : list of str
+            The per-class columns of Table 1.
+        output : str or None
+            The output folder.
+
+    Examples
+    --------
+    >>> import numpy as np, keras
+    >>> from sklearn_sensloc._evaluation import evaluate_localization
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3)])
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(0, 255, (12, 32, 32, 3))
+    >>> boxes = np.tile([0.25, 0.25, 0.75, 0.75], (12, 1))
+    >>> result = evaluate_localization(X[:8], boxes[:8], X[8:], boxes[8:], model=model,
+    ...                                pool=2, sigmas=[1, 2], n_timing=0)
+    >>> result.tables["table3_methods"]["rows"][-1]["method"]
+    'center box'
+    """
+    aggregations = list(dict.fromkeys(aggregations))
+    bad = [a for a in aggregations if a not in AGGREGATIONS]
+    if bad or not aggregations:
+        raise ValueError(f"aggregations must be among {AGGREGATIONS}; got {aggregations!r}.")
+    sigmas = [float(s) for s in sigmas]
+    if not sigmas or min(sigmas) < 0:
+        raise ValueError(f"sigmas must be a non-empty list of numbers >= 0; got {sigmas!r}.")
+    train_boxes = check_boxes(train_boxes, name="train_boxes")
+    test_sets = check_box_sets(test_boxes, name="test_boxes")
+    if len(train_boxes) != len(train_images):
+        raise ValueError(f"{len(train_images)} training images but {len(train_boxes)} boxes.")
+    if len(test_sets) != len(test_images):
+        raise ValueError(f"{len(test_images)} test images but {len(test_sets)} box sets.")
+    class_index, counted = _class_index(test_sets, test_labels, test_difficult, class_names)
+    if not counted.any():
+        raise ValueError("Every test image has only difficult boxes: nothing to score.")
+    regressor = BoxRegressor(random_state=random_state) if regressor is None else regressor
+
+    store = _Store(output)
+    computer = _MapComputer(store, model, target, preprocessing, image_size, batch_size, verbose)
+    digests = {"train": _images_digest(train_images), "test": _images_digest(test_images)}
+    train_maps = computer.maps(train_images, digests["train"], aggregations, "train")
+    test_maps = computer.maps(test_images, digests["test"], aggregations, "test")
+    map_shape = next(iter(test_maps.values())).shape[1:]
+    boxes_digest = _digest(train_boxes)
+
+    predictions, chosen_sigma, sweep, learned = {}, {}, {}, {}
+    for agg in aggregations:
+        maps_key = _digest(computer.key(digests["train"], agg), computer.key(digests["test"], agg))
+        key = _digest(maps_key, boxes_digest, pool, repr(regressor))
+        learned[agg] = store.step(
+            f"learned-{agg}", key,
+            lambda agg=agg: _learned_step(regressor, train_maps[agg], train_boxes,
+                                          test_maps[agg], pool),
+        )
+        predictions[f"learned ({agg})"] = np.asarray(learned[agg]["test_boxes"])
+        key = _digest(maps_key, boxes_digest, sigmas, top_fraction, iou_threshold)
+        sweep[agg] = store.step(
+            f"heuristic-{agg}", key,
+            lambda agg=agg: _heuristic_step(train_maps[agg], train_boxes, test_maps[agg], sigmas,
+                                            top_fraction, iou_threshold),
+        )
+        best = int(np.argmax(sweep[agg]["train_corloc"]))
+        chosen_sigma[agg] = sigmas[best]
+        predictions[f"heuristic ({agg}, sigma={sigmas[best]:g})"] = np.asarray(
+            sweep[agg]["test_boxes"][best]
+        )
+    center = CenterBoxBaseline().fit(np.zeros(len(train_boxes)), train_boxes)
+    predictions["center box"] = center.predict(np.zeros(len(test_sets)))
+
+    scores = {name: _scores(pred, test_sets, class_index, counted, iou_threshold)
+              for name, pred in predictions.items()}
+    n_counted = int(counted.sum())
+    base_notes = [
+        f"{len(train_boxes)} training images, {n_counted} test images; a hit is IoU > "
+        f"{iou_threshold:g} with any ground-truth box of the image (of the class, per class).",
+        f"model {model_label(model)}, target {target!r}; learned map on maps pooled by {pool}, "
+        f"heuristic on full-resolution {map_shape[0]}x{map_shape[1]} maps, top {top_fraction:g} "
+        "of the pixels, sigma chosen on the training images.",
+    ]
+    classes = list(class_index)
+    table1 = _table(
+        "table1_per_class", ["method", "mean", *classes],
+        [{"method": name, "mean": s[1], **s[2]} for name, s in scores.items()],
+        base_notes + ['"mean" is the mean of the per-class CorLocs; a class column counts the '
+                      "test images with a non-difficult object of that class."],
+    )
+    rows2 = []
+    for i, sigma in enumerate(sigmas):
+        row = {"sigma": sigma}
+        for agg in aggregations:
+            test_pred = np.asarray(sweep[agg]["test_boxes"][i])
+            row[f"test ({agg})"] = _scores(test_pred, test_sets, class_index, counted,
+                                           iou_threshold)[0]
+            row[f"train ({agg})"] = sweep[agg]["train_corloc"][i]
+        rows2.append(row)
+    columns2 = ["sigma"] + [f"{side} ({agg})" for agg in aggregations for side in ("test", "train")]
+    table2 = _table("table2_heuristic_sigma", columns2, rows2,
+                    base_notes[:1] + [f"sigma in pixels of the {map_shape[0]}x{map_shape[1]} maps; "
+                                      f"top {top_fraction:g} of the pixels kept; train: CorLoc "
+                                      "on the training images, which choose sigma."])
+    table3 = _table(
+        "table3_methods", ["method", "corloc", "mean_per_class", "n_test"],
+        [{"method": name, "corloc": s[0], "mean_per_class": s[1], "n_test": n_counted}
+         for name, s in scores.items()],
+        base_notes,
+    )
+    tables = {t["name"]: t for t in (table1, table2, table3)}
+
+    if n_timing > 0:
+        agg = aggregations[0]
+        key = _digest(computer.model_digest, computer.settings, digests["test"], n_timing,
+                      batch_size, agg)
+        measured = store.step(
+            "timings", key, lambda: _measure_timings(computer, test_images, n_timing, agg)
+        )
+        best = sigmas.index(chosen_sigma[agg])
+        measured = {**measured, "learned_box_s": learned[agg]["seconds_per_image"],
+                    "heuristic_box_s": sweep[agg]["test_seconds_per_image"][best],
+                    "n_test": len(test_sets)}
+        tables["timings"] = _timings_table(measured, agg)
+
+    files = []
+    for name, table in tables.items():
+        files += store.write_table(name, table)
+    summary = {
+        "model": model_label(model), "target": target, "aggregations": aggregations,
+        "pool": pool, "sigmas": sigmas, "top_fraction": top_fraction,
+        "iou_threshold": iou_threshold, "n_train": len(train_boxes), "n_test": n_counted,
+        "chosen_sigma": chosen_sigma, "random_state": random_state,
+        "regressor": repr(regressor), **(description or {}),
+    }
+    if store.root is not None:
+        text = "# sklearn-sensloc evaluation\n\n" + "".join(
+            f"- {k}: {v}\n" for k, v in summary.items()
+        ) + "\n" + "\n".join(table_markdown(t) for t in tables.values())
+        atomic_write_text(store.root / "summary.md", text)
+        atomic_write_json(store.root / "summary.json", {**summary, "tables": tables})
+        files += [str(store.root / "summary.md"), str(store.root / "summary.json")]
+    return Bunch(
+        tables=tables, predictions=predictions, test_maps=test_maps, chosen_sigma=chosen_sigma,
+        computed=store.computed, reused=store.reused, files=files, summary=summary,
+        class_names=classes, output=None if store.root is None else str(store.root),
+    )
+
+
+def _timings_table(measured, aggregation):
+    machine = measured["machine"]
+    rows = [
+        {"stage": "forward pass (model prediction)", "seconds_per_image": measured["forward_s"]},
+        {"stage": f"sensitivity map (backward pass, {aggregation})",
+         "seconds_per_image": measured["maps_s"]},
+        {"stage": "box from map: learned (pool + linear map)",
+         "seconds_per_image": measured["learned_box_s"]},
+        {"stage": "box from map: heuristic (smooth + top pixels)",
+         "seconds_per_image": measured["heuristic_box_s"]},
+    ]
+    ratio = measured["maps_s"] / measured["forward_s"] if measured["forward_s"] > 0 else float("nan")
+    device = ", ".join(machine["gpus"]) or f"CPU only, {machine['cpu_count']} cores"
+    notes = [
+        f"Forward pass and map: {measured['n_images']} test images held in memory, batches of "
+        f"{measured['batch_size']}, the same preprocessing, after tracing (a warm-up batch). Boxes: "
+        f"all {measured['n_test']} test maps. Wall time (time.perf_counter) per image.",
+        f"map / forward = {ratio:.2f}; {device}, {machine['processor']}, "
+        f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}.",
+    ]
+    return _table("timings", ["stage", "seconds_per_image"], rows, notes)
+
+
+def evaluate_voc(root, train_split="trainval", test_split="test", *, classes=None, limit=None,
+                 **kwargs):
+    """:func:`evaluate_localization` on a PASCAL VOC style tree.
+
+    Training uses one box per image (the largest non-difficult object of the
+    kept classes); the test side uses every box of the kept classes with its
+    difficult flag and class.
+
+    Parameters
+    ----------
+    root : str or path
+        VOC tree (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``).
+    train_split, test_split : str
+        Names of the id lists in ``ImageSets/Main``.
+    classes : list of str, optional
+        Classes kept; default all.
+    limit : int, optional
+        Keep only the first ``limit`` images of each split (a quick run).
+    **kwargs
+        Passed to :func:`evaluate_localization`.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        As :func:`evaluate_localization`, with ``test_images`` (paths) and
+        ``test_boxes`` (every box of each test image) added.
+    """
+    from .datasets import load_voc
+
+    train = load_voc(root, train_split, classes=classes)
+    test = load_voc(root, test_split, classes=classes)
+    n_train, n_test = len(train.images), len(test.images)
+    if limit is not None:
+        n_train, n_test = min(limit, n_train), min(limit, n_test)
+    description = {"data": str(train.root), "train_split": train_split, "test_split": test_split,
+                   "classes": classes or "all", "limit": limit}
+    description.update(kwargs.pop("description", None) or {})
+    result = evaluate_localization(
+        train.images[:n_train], train.boxes[:n_train], test.images[:n_test],
+        test.all_boxes[:n_test], test_labels=test.all_labels[:n_test],
+        test_difficult=test.difficult[:n_test], class_names=test.class_names,
+        description=description, **kwargs,
+    )
+    result.test_images, result.test_boxes = test.images[:n_test], test.all_boxes[:n_test]
+    return result

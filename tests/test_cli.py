@@ -1,0 +1,186 @@
+"""The ``sensloc`` command: demo, evaluate, resume, and its error handling."""
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from sklearn_sensloc._cli import build_parser, main, run_demo
+from sklearn_sensloc._gradients import GradientEngine
+from test_evaluation import write_voc_tree
+
+TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings")
+
+
+@pytest.fixture(scope="module")
+def model_file(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    return write_voc_tree(tmp_path_factory.mktemp("data") / "VOC", n_train=20, n_test=12)
+
+
+@pytest.fixture
+def backward_calls(monkeypatch):
+    calls = []
+    original = GradientEngine.__call__
+
+    def counting(self, images):
+        calls.append(len(images))
+        return original(self, images)
+
+    monkeypatch.setattr(GradientEngine, "__call__", counting)
+    return calls
+
+
+def test_run_demo_with_a_tiny_model(tiny_model, tmp_path):
+    out = io.StringIO()
+    result = run_demo(model=tiny_model, n_images=40, output=tmp_path, image_size=32,
+                      batch_size=8, n_timing=8, verbose=False, stream=out)
+    text = out.getvalue()
+    assert "40 scenes (28 train, 12 test), seed 0" in text
+    assert "| learned (max) |" in text and "| center box |" in text
+    assert f"Outputs are in {tmp_path.resolve()}" in text and "fig2_boxes.png" in text
+    for name in TABLES:
+        for ext in ("md", "csv", "json"):
+            assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
+    for name in ("fig1_maps.png", "fig2_boxes.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    rows = json.loads((tmp_path / "table3_methods.json").read_text())["rows"]
+    assert [row["n_test"] for row in rows] == [12, 12, 12]
+    # Per-class columns are the object kinds of the embedded sample.
+    columns = json.loads((tmp_path / "table1_per_class.json").read_text())["columns"]
+    assert columns[:2] == ["method", "mean"] and set(columns[2:]) <= {
+        "cat", "coffee_cup", "astronaut", "space_shuttle", "rocket", "dahlia", "pagoda", "coin",
+        "cameraman"}
+    assert sorted(result.figures) == sorted(str(tmp_path / n) for n in ("fig1_maps.png",
+                                                                        "fig2_boxes.png"))
+
+
+def test_demo_command_runs_and_resumes(model_file, tmp_path, capsys, backward_calls):
+    argv = ["demo", "--model", model_file, "--n-images", "12", "--output", str(tmp_path),
+            "--batch-size", "8", "--timing-images", "4", "--quiet"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "12 scenes (8 train, 4 test)" in first and "reused" not in first
+    assert backward_calls  # maps computed
+    backward_calls.clear()
+    assert main(argv) == 0
+    second = capsys.readouterr().out
+    assert backward_calls == []
+    assert "reused from an earlier run: maps-train-max, maps-test-max" in second
+    # Same tables, byte for byte, on the rerun.
+    assert first.split("### Table 3")[1].split("### Timings")[0] == \
+        second.split("### Table 3")[1].split("### Timings")[0]
+
+
+def test_evaluate_command_writes_the_tables_and_resumes(model_file, voc_root, tmp_path, capsys,
+                                                        backward_calls):
+    output = tmp_path / "out"
+    common = ["evaluate", "--voc", str(voc_root), "--classes", "cat", "dog", "--model", model_file,
+              "--aggregation", "max", "mean", "--sigmas", "1", "2", "--pool", "2",
+              "--batch-size", "8", "-q"]
+    argv = [*common, "--output", str(output), "--timing-images", "4"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "### Table 1. CorLoc (%) per class" in text and "| sigma |" in text
+    assert (output / "table1_per_class.csv").read_text().splitlines()[0] == "method,mean,cat,dog"
+    for name in TABLES:
+        for ext in ("md", "csv", "json"):
+            assert (output / f"{name}.{ext}").is_file()
+    assert (output / "fig2_boxes.png").is_file()
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["aggregations"] == ["max", "mean"] and summary["sigmas"] == [1.0, 2.0]
+    assert summary["n_train"] == 20 and summary["n_test"] == 12
+    assert len(backward_calls) == 3 + 2 + 1  # train, test batches of 8, one timed batch
+    stamps = {p.name: p.stat().st_mtime_ns for p in (output / "cache").iterdir()}
+
+    backward_calls.clear()
+    assert main(argv) == 0
+    assert "reused from an earlier run" in capsys.readouterr().out
+    assert backward_calls == []
+    assert {p.name: p.stat().st_mtime_ns for p in (output / "cache").iterdir()} == stamps
+
+    # --limit: the first images of each split only.
+    assert main([*common, "--output", str(tmp_path / "small"), "--limit", "6",
+                 "--timing-images", "0"]) == 0
+    assert json.loads((tmp_path / "small" / "summary.json").read_text())["n_train"] == 6
+    assert not (tmp_path / "small" / "timings.md").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "required: COMMAND"),
+        (["demo", "--n-images", "0"], "--n-images: expected a positive integer"),
+        (["demo", "--n-images", "3"], "--n-images must be at least 4"),
+        (["demo", "--test-size", "1.5"], "expected a number between 0 and 1"),
+        (["demo", "--model", "resnet"], "not a registered model"),
+        (["demo", "--model", "missing.keras"], "'missing.keras': no such file"),
+        (["demo", "--aggregation", "median"], "invalid choice: 'median'"),
+        (["evaluate"], "the following arguments are required: --voc"),
+        (["evaluate", "--voc", "/no/such/VOCdevkit"], "--voc '/no/such/VOCdevkit': no such folder"),
+        (["evaluate", "--voc", ".", "--sigmas", "-1"], "expected a finite number >= 0"),
+        (["evaluate", "--voc", ".", "--limit", "x"], "--limit: expected a positive integer"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_usage_errors_exit_with_code_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("usage: sensloc")
+
+
+def test_output_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--output", str(tmp_path / "taken")])
+    assert exit_info.value.code == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("sensloc ")
+    help_text = build_parser().format_help()
+    assert "demo" in help_text and "evaluate" in help_text
+
+
+def test_data_errors_exit_with_code_1_and_one_line(model_file, voc_root, tmp_path, capsys):
+    # A folder that is not a VOC tree.
+    (tmp_path / "empty").mkdir()
+    code = main(["evaluate", "--voc", str(tmp_path / "empty"), "--model", model_file, "-q",
+                 "--output", str(tmp_path / "o1")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("sensloc: error: ") and "Annotations" in err
+
+    # An unknown class.
+    code = main(["evaluate", "--voc", str(voc_root), "--classes", "unicorn", "--model", model_file,
+                 "-q", "--output", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert code == 1 and "unicorn" in err and err.count("\n") == 1
+
+    # A corrupt test image: the message names the file, and nothing partial is left.
+    broken = tmp_path / "broken"
+    broken_root = write_voc_tree(broken, n_train=8, n_test=4)
+    bad_image = broken_root / "JPEGImages" / "000009.jpg"
+    bad_image.write_bytes(b"\xff\xd8 not really a jpeg")
+    code = main(["evaluate", "--voc", str(broken_root), "--model", model_file, "-q",
+                 "--sigmas", "1", "--output", str(tmp_path / "o3")])
+    err = capsys.readouterr().err
+    assert code == 1 and str(bad_image) in err and err.count("\n") == 1
+    leftovers = [p for p in (tmp_path / "o3" / "cache").rglob("*") if p.is_file()]
+    assert leftovers and all(p.suffix == ".npy" and not p.name.startswith(".") for p in leftovers)
+    assert not list((tmp_path / "o3").glob("table*"))

@@ -1,0 +1,341 @@
+"""The paper's protocol: maps once, every method scored, tables written atomically, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_scenes
+from sklearn_sensloc import SensitivityTransformer, corloc_score
+from sklearn_sensloc import _evaluation as evaluation
+from sklearn_sensloc._evaluation import (
+    _class_index,
+    _scores,
+    atomic_write_json,
+    atomic_write_text,
+    evaluate_localization,
+    evaluate_voc,
+    pooled_features,
+)
+from sklearn_sensloc._gradients import GradientEngine
+
+FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write_voc_tree(root, n_train=24, n_test=16, seed=0):
+    """A VOC tree of red 'cat' and blue 'dog' squares on noise, JPEG images of varied size.
+
+    Every third test image holds a second, smaller object of the other class,
+    and every fifth test image a difficult extra object.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    colours = {"cat": (230, 40, 40), "dog": (40, 40, 230)}
+    splits = {"trainval": [], "test": []}
+    for index in range(n_train + n_test):
+        split = "trainval" if index < n_train else "test"
+        image_id = f"{index:06d}"
+        width, height = int(rng.integers(36, 60)), int(rng.integers(36, 60))
+        image = rng.normal(120, 25, (height, width, 3)).clip(0, 255)
+        objects = []
+        name = "cat" if index % 2 else "dog"
+        n_objects = 2 if split == "test" and index % 3 == 0 else 1
+        for k in range(n_objects):
+            scale = (0.35, 0.7) if k == 0 else (0.15, 0.25)
+            w = int(width * rng.uniform(*scale))
+            h = int(height * rng.uniform(*scale))
+            left, top = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+            label = name if k == 0 else ("dog" if name == "cat" else "cat")
+            image[top : top + h, left : left + w] = colours[label]
+            objects.append((label, left + 1, top + 1, left + w, top + h, 0))
+        if split == "test" and index % 5 == 0:
+            objects.append((name, 1, 1, 6, 6, 1))
+        Image.fromarray(image.astype(np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        xml = "".join(
+            f"<object><name>{label}</name><difficult>{diff}</difficult><bndbox><xmin>{x0}</xmin>"
+            f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+            for label, x0, y0, x1, y1, diff in objects
+        )
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><size><width>{width}</width><height>{height}</height></size>"
+            f"{xml}</annotation>"
+        )
+        splits[split].append(image_id)
+    for split, ids in splits.items():
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+@pytest.fixture
+def count_backward(monkeypatch):
+    """Counts the batches that go through a backward pass."""
+    calls = []
+    original = GradientEngine.__call__
+
+    def counting(self, images):
+        calls.append(len(images))
+        return original(self, images)
+
+    monkeypatch.setattr(GradientEngine, "__call__", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def split_scenes():
+    images, boxes, labels = make_scenes(96, seed=5)
+    names = np.array(["red", "blue"])[labels].tolist()
+    return images[:64], boxes[:64], images[64:], boxes[64:], names[64:]
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, count_backward):
+    X_train, y_train, _ = scenes
+    X_test, y_test, colour = make_scenes(48, seed=1)
+    labels = np.array(["red", "blue"])[colour].tolist()
+    result = evaluate_localization(
+        X_train, y_train, X_test, y_test, test_labels=labels, model=tiny_model,
+        aggregations=["max", "mean"], output=tmp_path, **{**FAST, "pool": 1},
+    )
+    # Both aggregations come from one backward pass per batch: 15 train + 3 test batches,
+    # plus the timed batch (the engine is already traced, so no warm-up).
+    assert count_backward == [16] * 15 + [16] * 3 + [8]
+
+    table1 = result.tables["table1_per_class"]
+    assert table1["columns"] == ["method", "mean", "blue", "red"]
+    methods = [row["method"] for row in table1["rows"]]
+    assert methods == ["learned (max)", f"heuristic (max, sigma={result.chosen_sigma['max']:g})",
+                       "learned (mean)", f"heuristic (mean, sigma={result.chosen_sigma['mean']:g})",
+                       "center box"]
+    for row in table1["rows"]:
+        assert row["mean"] == pytest.approx((row["red"] + row["blue"]) / 2)
+    table3 = {row["method"]: row for row in result.tables["table3_methods"]["rows"]}
+    for name, boxes in result.predictions.items():
+        assert table3[name]["corloc"] == pytest.approx(corloc_score(y_test, boxes))
+    center = table3["center box"]["corloc"]
+    assert table3["learned (max)"]["corloc"] > center + 15
+    assert table3[f"heuristic (max, sigma={result.chosen_sigma['max']:g})"]["corloc"] > center
+
+    sweep = result.tables["table2_heuristic_sigma"]
+    assert [row["sigma"] for row in sweep["rows"]] == [1.0, 3.0]
+    assert sweep["columns"] == ["sigma", "test (max)", "train (max)", "test (mean)", "train (mean)"]
+    # Sigma is chosen on the training images, never on the test images.
+    train_max = [row["train (max)"] for row in sweep["rows"]]
+    assert result.chosen_sigma["max"] == [1.0, 3.0][int(np.argmax(train_max))]
+
+    timings = {row["stage"].split(" (")[0]: row["seconds_per_image"]
+               for row in result.tables["timings"]["rows"]}
+    assert set(timings) == {"forward pass", "sensitivity map", "box from map: learned",
+                            "box from map: heuristic"}
+    assert all(value > 0 for value in timings.values())
+
+    for name in ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings"):
+        for ext in ("md", "csv", "json"):
+            assert (tmp_path / f"{name}.{ext}").is_file()
+    csv_lines = (tmp_path / "table1_per_class.csv").read_text().splitlines()
+    assert csv_lines[0] == "method,mean,blue,red" and len(csv_lines) == 6
+    stored = json.loads((tmp_path / "table3_methods.json").read_text())
+    assert stored["rows"] == json.loads(json.dumps(result.tables["table3_methods"]["rows"]))
+    assert "| learned (max) |" in (tmp_path / "summary.md").read_text()
+
+
+def test_maps_equal_the_transformer_output(tiny_model, split_scenes):
+    X_train, y_train, X_test, y_test, _ = split_scenes
+    result = evaluate_localization(
+        X_train[:16], y_train[:16], X_test[:8], y_test[:8], model=tiny_model,
+        aggregations=["max", "mean"], sigmas=[1], n_timing=0, batch_size=8,
+    )
+    for aggregation in ("max", "mean"):
+        for pool in (1, 2, 3):
+            sens = SensitivityTransformer(model=tiny_model, aggregation=aggregation, pool=pool,
+                                          cache=False).fit(None)
+            np.testing.assert_allclose(
+                pooled_features(result.test_maps[aggregation], pool), sens.transform(X_test[:8]),
+                rtol=1e-5, atol=1e-6,
+            )
+
+
+def test_rerun_resumes_and_recomputes_only_what_changed(
+    tiny_model, split_scenes, tmp_path, count_backward
+):
+    X_train, y_train, X_test, y_test, _ = split_scenes
+    args = (X_train, y_train, X_test, y_test)
+    first = evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
+    assert first.reused == []
+    maps_files = sorted((tmp_path / "cache").glob("maps-*.npy"))
+    assert len(maps_files) == 2
+    stamps = [f.stat().st_mtime_ns for f in maps_files]
+    table = (tmp_path / "table3_methods.json").read_text()
+    count_backward.clear()
+
+    again = evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
+    assert count_backward == []
+    assert again.computed == []
+    assert sorted(again.reused) == sorted(first.computed)
+    assert [f.stat().st_mtime_ns for f in maps_files] == stamps
+    assert (tmp_path / "table3_methods.json").read_text() == table
+
+    # Another sigma sweep reuses the maps and the learned map.
+    other = evaluate_localization(*args, model=tiny_model, output=tmp_path,
+                                  **{**FAST, "sigmas": [2]})
+    assert count_backward == []
+    assert other.computed == ["heuristic-max"]
+    # Other training boxes: maps reused, both box methods refitted.
+    shifted = np.clip(y_train + 0.01, 0, 1)
+    moved = evaluate_localization(X_train, shifted, X_test, y_test, model=tiny_model,
+                                  output=tmp_path, **FAST)
+    assert count_backward == []
+    assert set(moved.computed) == {"learned-max", "heuristic-max"}
+    # Other test images: only their maps are computed.
+    count_backward.clear()
+    fewer = evaluate_localization(X_train, y_train, X_test[:16], y_test[:16], model=tiny_model,
+                                  output=tmp_path, **FAST)
+    assert count_backward == [16, 8]  # the test batch, then the timed batch
+    assert "maps-test-max" in fewer.computed and "maps-train-max" in fewer.reused
+
+
+def test_a_corrupt_cache_entry_is_recomputed(tiny_model, split_scenes, tmp_path):
+    X_train, y_train, X_test, y_test, _ = split_scenes
+    evaluate_localization(X_train, y_train, X_test, y_test, model=tiny_model, output=tmp_path,
+                          **FAST)
+    corrupted = [path for path in (tmp_path / "cache").glob("*") if path.is_file()]
+    assert len(corrupted) == 2 + 3  # maps of both splits; learned, heuristic, timing steps
+    for path in corrupted:
+        path.write_bytes(b"garbage")
+    again = evaluate_localization(X_train, y_train, X_test, y_test, model=tiny_model,
+                                  output=tmp_path, **FAST)
+    assert again.reused == []
+    assert "maps-train-max" in again.computed and "learned-max" in again.computed
+
+
+def test_interrupted_maps_keep_finished_parts_and_resume(
+    tiny_model, tmp_path, monkeypatch, count_backward
+):
+    monkeypatch.setattr(evaluation, "_PART", 4)
+    images, boxes, _ = make_scenes(20, seed=2)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image.astype(np.uint8)).save(paths[-1])
+    (tmp_path / "17.png").write_bytes(b"not an image")
+    output = tmp_path / "out"
+    kwargs = dict(model=tiny_model, output=output, batch_size=4, sigmas=[1], n_timing=0, pool=2)
+    with pytest.raises(ValueError, match="17.png"):
+        evaluate_localization(paths[:12], boxes[:12], paths[12:], boxes[12:], **kwargs)
+    assert count_backward == [4, 4, 4, 4]  # 3 train batches, the first test batch
+    cache = output / "cache"
+    # The training maps are finished; of the test maps, the first part (images 12-15).
+    finished = [p for p in cache.iterdir() if p.is_file()]
+    assert len(finished) == 1 and finished[0].suffix == ".npy"
+    parts = cache / "parts"
+    assert len(list(parts.iterdir())) == 1
+    assert not list(output.glob("table*"))
+    assert not [p for p in output.rglob(".*")]  # no temporary file left behind
+
+    Image.fromarray(images[17].astype(np.uint8)).save(paths[17])
+    count_backward.clear()
+    result = evaluate_localization(paths[:12], boxes[:12], paths[12:], boxes[12:], **kwargs)
+    # Only the part whose image was replaced; the other test part is reused.
+    assert count_backward == [4]
+    assert list(parts.iterdir()) == []  # parts joined into one file
+    sens = SensitivityTransformer(model=tiny_model, pool=1, cache=False).fit(None)
+    np.testing.assert_allclose(result.test_maps["max"].reshape(8, -1), sens.transform(paths[12:]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_atomic_writes_leave_nothing_on_error(tmp_path, monkeypatch):
+    target = tmp_path / "table.json"
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"value": object()})
+    assert list(tmp_path.iterdir()) == []
+
+    atomic_write_text(target, "old")
+    umask = os.umask(0)
+    os.umask(umask)
+    # Not the temporary file's private 0600: what any new file gets.
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+    def failing_replace(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.json"]
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_several_boxes_per_image_difficult_rule_and_per_class():
+    boxes = [
+        np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]]),  # cat, dog
+        np.array([[0.0, 0.0, 1.0, 1.0]]),  # only a difficult cat: not counted
+        np.array([[0.1, 0.1, 0.6, 0.6], [0.0, 0.0, 0.2, 0.2]]),  # dog, difficult dog
+    ]
+    labels = [["cat", "dog"], ["cat"], ["dog", "dog"]]
+    difficult = [np.array([0, 0]), np.array([1]), np.array([0, 1])]
+    index, counted = _class_index(boxes, labels, difficult, ["cat", "dog", "bird"])
+    assert list(index) == ["cat", "dog"]  # bird has no image and is left out
+    assert counted.tolist() == [True, False, True]
+    assert index["cat"][0].tolist() == [0]
+    assert index["dog"][0].tolist() == [0, 2]
+
+    # Image 0 predicted on the dog, image 2 on its difficult dog: both hits for "dog".
+    pred = np.array([[0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.2, 0.2]])
+    overall, mean, per_class = _scores(pred, boxes, index, counted, 0.5)
+    assert per_class == {"cat": 0.0, "dog": 100.0}
+    assert mean == 50.0
+    assert overall == 100.0  # image 1 does not count
+
+    # The strict rule: IoU of exactly 0.5 is a miss.
+    half = np.array([[0.5, 0.5, 1.0, 0.75], [0, 0, 1, 1], [0.1, 0.1, 0.6, 0.6]])
+    _, _, per_class = _scores(half, boxes, index, counted, 0.5)
+    assert per_class["dog"] == 50.0
+
+
+def test_bad_inputs_are_refused(tiny_model):
+    X, y, _ = make_scenes(8)
+    with pytest.raises(ValueError, match="aggregations"):
+        evaluate_localization(X, y, X, y, model=tiny_model, aggregations=["median"])
+    with pytest.raises(ValueError, match="sigmas"):
+        evaluate_localization(X, y, X, y, model=tiny_model, sigmas=[-1])
+    with pytest.raises(ValueError, match="8 training images but 7 boxes"):
+        evaluate_localization(X, y[:7], X, y, model=tiny_model)
+    with pytest.raises(ValueError, match="labels"):
+        evaluate_localization(X, y, X, y, model=tiny_model, test_labels=[["a", "b"]] * 8)
+    with pytest.raises(ValueError, match="only difficult"):
+        evaluate_localization(X, y, X, y, model=tiny_model,
+                              test_difficult=[np.array([True])] * 8)
+
+
+# --------------------------------------------------------------------------- VOC
+
+
+def test_evaluate_voc_two_classes(tiny_model, tmp_path):
+    root = write_voc_tree(tmp_path / "VOC")
+    output = tmp_path / "out"
+    result = evaluate_voc(root, "trainval", "test", classes=["cat", "dog"], model=tiny_model,
+                          output=output, **FAST)
+    assert result.class_names == ["cat", "dog"]
+    assert len(result.test_images) == 16
+    # Test images keep every box: a third of them hold two objects, a fifth a difficult one.
+    assert max(len(b) for b in result.test_boxes) == 3
+    header = (output / "table1_per_class.csv").read_text().splitlines()[0]
+    assert header == "method,mean,cat,dog"
+    rows = json.loads((output / "table3_methods.json").read_text())["rows"]
+    assert {row["n_test"] for row in rows} == {16}
+    assert json.loads((output / "summary.json").read_text())["test_split"] == "test"
+
+    limited = evaluate_voc(root, classes=["cat"], limit=5, model=tiny_model, output=None, **FAST)
+    assert limited.summary["n_train"] == 5 and limited.class_names == ["cat"]
