@@ -9,7 +9,6 @@ resolution. The heuristic's ``sigma`` is picked on the training scenes, as
 """
 
 # %%
-import numpy as np
 from sklearn.model_selection import train_test_split
 
 from sklearn_sensloc import (

@@ -14,6 +14,7 @@ from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_score
 from ._plots import plot_boxes, plot_maps
 from ._regressor import BoxRegressor
+from ._store import MapStore, MapStoreMismatchError, fit_from_store
 from ._transformer import SensitivityTransformer
 from .datasets import load_voc, make_sample_scenes
 
@@ -24,14 +25,28 @@ __all__ = [
     "CenterBoxBaseline",
     "CorLocScorer",
     "HeuristicBoxEstimator",
+    "MapStore",
+    "MapStoreMismatchError",
     "SensitivityTransformer",
     "box_iou",
     "corloc_score",
     "evaluate_localization",
     "evaluate_voc",
+    "fit_from_store",
     "gradient_cache",
     "load_voc",
     "make_sample_scenes",
     "plot_boxes",
     "plot_maps",
 ]
+
+# Dask support needs the optional "dask" extra, so it is imported on first use.
+_DASK_EXPORTS = ("BoxIncremental", "partial_fit_blocks", "sensitivity_maps_dask")
+
+
+def __getattr__(name):
+    if name in _DASK_EXPORTS:
+        from . import _dask
+
+        return getattr(_dask, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,11 +10,12 @@ in-process LRU and, optionally, in a directory shared by processes and runs.
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 
 import numpy as np
+
+from ._atomic import atomic_save_npy
 
 DEFAULT_MAX_BYTES = 1 << 30
 
@@ -100,16 +101,7 @@ class DiskGradientStore:
             return None
 
     def put(self, key, value):
-        path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, value, allow_pickle=False)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        atomic_save_npy(self._path(key), value)
 
 
 def disk_store(memory):

@@ -147,7 +147,7 @@ def run_evaluate(voc, train_split="trainval", test_split="test", *, classes=None
 
 
 def _write_figures(result, images, boxes, output, n_shown=8):
-    from ._evaluation import atomic_write_bytes
+    from ._atomic import atomic_write_bytes
     from ._plots import plot_boxes, plot_maps
 
     n_shown = min(n_shown, len(images))

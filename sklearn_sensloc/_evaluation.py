@@ -17,18 +17,17 @@ step whose inputs did not change.
 import csv
 import io
 import json
-import os
 import math
+import os
 import platform
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
+from ._atomic import atomic_file, atomic_save_npy, atomic_write_json, atomic_write_text
 from ._boxes import check_box_sets, check_boxes
 from ._cache import fingerprint
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
@@ -61,56 +60,6 @@ TABLES = {
 
 
 # --------------------------------------------------------------------------- files
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then rename.
-
-    A reader never sees a partial file, and an exception while writing leaves
-    neither a partial ``path`` nor the temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(path) as handle:
-        handle.write(data)
-
-
-def atomic_write_text(path, text):
-    """Atomic :func:`atomic_write_bytes` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path, payload):
-    """Serialise first, then write atomically: a non-serialisable payload writes nothing."""
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
-
-
-@contextmanager
-def _atomic_file(path):
-    handle = tempfile.NamedTemporaryFile(
-        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        _usual_permissions(handle.name)
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        try:
-            os.unlink(handle.name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _usual_permissions(path):
-    # Temporary files are private (0600); the result should get the permissions
-    # any new file gets under the user's umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _load_npy(path, n_images):
@@ -175,13 +124,12 @@ class _Store:
         """Maps of some images: a finished part survives an interruption."""
         path = self._part_path(key)
         path.parent.mkdir(exist_ok=True)
-        with _atomic_file(path) as handle:
-            np.save(handle, block, allow_pickle=False)
+        atomic_save_npy(path, block)
 
     def assemble_maps(self, key, part_keys, shape):
         """Join the parts ``{start: key}`` into one ``.npy`` (atomically), memory-map it."""
         path = self.maps_path(key)
-        with _atomic_file(path) as handle:
+        with atomic_file(path) as handle:
             array = np.lib.format.open_memmap(handle.name, "w+", np.float32, shape)
             for start, part_key in part_keys.items():
                 block = np.load(self._part_path(part_key), mmap_mode="r")

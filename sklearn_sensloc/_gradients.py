@@ -4,8 +4,8 @@ It turns a batch of images into the absolute gradient of a scalar target with
 respect to every input pixel, in one compiled backward pass per batch.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ._models import CAFFE_BGR_MEAN

@@ -1,7 +1,7 @@
 """Training-free boxes: the paper's heuristic and its center-box baseline."""
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy import ndimage

@@ -233,7 +233,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         return engine if engine is not None else self._build_engine()
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ returns the live __dict__: copy before dropping.
+        state = dict(super().__getstate__())
         state.pop("_engine", None)
         return state
 

@@ -13,12 +13,11 @@ from sklearn_sensloc import _evaluation as evaluation
 from sklearn_sensloc._evaluation import (
     _class_index,
     _scores,
-    atomic_write_json,
-    atomic_write_text,
     evaluate_localization,
     evaluate_voc,
     pooled_features,
 )
+from sklearn_sensloc._atomic import atomic_write_json, atomic_write_text
 from sklearn_sensloc._gradients import GradientEngine
 
 FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)

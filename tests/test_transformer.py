@@ -191,6 +191,7 @@ def test_pickle_clone_and_feature_names(tiny_model, scenes):
     expected = sens.transform(images)
     restored = pickle.loads(pickle.dumps(sens))
     assert "_engine" not in restored.__dict__
+    assert "_engine" in sens.__dict__, "pickling must not strip the live object"
     np.testing.assert_array_equal(restored.transform(images), expected)
     cloned = clone(sens)
     assert not hasattr(cloned, "map_shape_")

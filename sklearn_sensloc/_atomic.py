@@ -1,0 +1,138 @@
+"""Files that are either complete or absent: write a temporary file, then rename.
+
+Every long-running writer of the package (evaluation tables, map stores, the
+on-disk gradient store) goes through here, so an interruption never leaves a
+partial file that a later run would read back as valid.
+"""
+
+import json
+import os
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
+@contextmanager
+def atomic_file(path):
+    """Yield a binary file whose content replaces ``path`` only if the block succeeds.
+
+    The temporary file lives in the same folder (``os.replace`` is atomic only
+    within a file system) and its name carries host and process id, so
+    :func:`remove_stale_temporaries` can tell a crashed writer's leftovers from
+    a live writer's file. On any exception neither a partial ``path`` nor the
+    temporary file remains.
+    """
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile(
+        "wb", dir=path.parent, prefix=_temporary_prefix(path), suffix=TEMPORARY_SUFFIX, delete=False
+    )
+    try:
+        _usual_permissions(handle.name)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        try:
+            os.unlink(handle.name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(path.parent)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically, creating its folder if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path, text):
+    """Atomic :func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, payload):
+    """Serialise first, then write atomically: a non-serialisable payload writes nothing."""
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_save_npy(path, array):
+    """``np.save`` atomically, without pickles."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def remove_stale_temporaries(directory):
+    """Delete temporary files left by writers on this host that are no longer running."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    host = socket.gethostname()
+    for name in names:
+        if not (name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)):
+            continue
+        parts = name.split(".")
+        # "", "<name>", "<ext>"..., "<host parts>"..., "<pid>", "<random>tmp" -- the
+        # pid is the last field before the random part.
+        try:
+            pid = int(parts[-3])
+        except (IndexError, ValueError):
+            continue
+        if not ".".join(parts[:-3]).endswith("." + host) or _process_alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+
+
+def _temporary_prefix(path):
+    return f".{path.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        # This process writes one file at a time and is not writing now.
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _usual_permissions(path):
+    # Temporary files are private (0600); the result should get the permissions
+    # any new file gets under the user's umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _fsync_directory(directory):
+    # Makes the rename itself durable across a power loss; not possible on
+    # every platform (Windows), where the rename is still atomic.
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

@@ -1,0 +1,374 @@
+"""Sensitivity maps and box regression on a Dask cluster.
+
+Needs the ``dask`` extra: ``pip install 'sklearn-sensloc[dask]'`` (dask[array],
+distributed, dask-ml).
+
+- :func:`sensitivity_maps_dask` computes maps block by block on the workers.
+  The transformer travels once per worker, pickled, as one key of the graph,
+  and each worker process unpickles it and builds its network and compiled
+  gradient function once, in a small per-process cache, whatever the number
+  of blocks.
+- :class:`BoxIncremental` is :class:`dask_ml.wrappers.Incremental` for
+  estimators whose target has several columns, such as
+  :class:`~sklearn_sensloc.BoxRegressor` and its ``(n, 4)`` boxes:
+  ``dask_ml``'s own wrapper passes a 2-D target's blocks by a wrong key
+  (``ValueError: could not convert string to float: 'array-...'`` in
+  ``partial_fit``) and declares ``predict`` 1-D (``ValueError: could not
+  broadcast input array from shape (k,4) into shape (k,)``).
+"""
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+try:
+    import cloudpickle
+    import dask
+    import dask.array as da
+    import dask.bag as db
+    from dask_ml.wrappers import Incremental
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"sklearn-sensloc's Dask support needs dask[array], distributed and dask-ml "
+        f"({error}): pip install 'sklearn-sensloc[dask]'."
+    ) from error
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._cache import fingerprint
+
+#: Transformers with a built engine, per worker process, most recent last.
+_PROCESS_TRANSFORMERS = OrderedDict()
+_PROCESS_LOCK = threading.Lock()
+#: How many networks a worker process keeps built (each holds a model).
+MAX_PROCESS_TRANSFORMERS = 2
+#: Engines built by this process, per transformer token (see worker_cache_info).
+_PROCESS_BUILDS = {}
+
+
+def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
+    """Sensitivity maps of images held by Dask, computed block by block on the workers.
+
+    The result is lazy: ``.compute()``, ``.persist()``, ``.to_zarr(...)`` or
+    feed it to :class:`BoxIncremental`. Its blocks are aligned with the blocks
+    of ``images``; each is computed by one task, which may run on any worker
+    and is simply recomputed elsewhere if its worker dies. Each worker
+    process builds the network once per transformer, not once per block.
+
+    Parameters
+    ----------
+    transformer : SensitivityTransformer
+        Fitted here if it is not (which only loads the model, on the client).
+        It is pickled to the workers once; prefer a registered name or a
+        ``.keras`` path on a shared file system for ``model`` on a real
+        cluster, which is cheaper to ship than a ``keras.Model``.
+    images : dask array (n, H, W, 3), dask bag, numpy array or list of paths
+        A dask array is used blockwise along its first axis (other axes are
+        merged into one chunk). A numpy array or list (of paths or arrays) is
+        cut into chunks of ``chunk_size`` images; paths are read on the
+        workers, so they must be visible to them. A dask bag gives one block
+        per partition, whose sizes are unknown until computed.
+    chunk_size : int or None, default=None
+        Images per block when ``images`` is not a dask collection; None uses
+        ``4 * transformer.batch_size``.
+
+    Returns
+    -------
+    maps : dask.array.Array of shape (n, n_features_out_), float32
+        Chunked like ``images`` along the first axis, one chunk along the
+        second.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, keras
+    >>> from sklearn_sensloc import SensitivityTransformer
+    >>> from sklearn_sensloc._dask import sensitivity_maps_dask
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    ...                           keras.layers.Conv2D(4, 3, activation="relu")])
+    >>> sens = SensitivityTransformer(model=model, pool=2)
+    >>> images = da.random.uniform(0, 255, (10, 16, 16, 3), chunks=(4, 16, 16, 3))
+    >>> maps = sensitivity_maps_dask(sens, images)
+    >>> maps.shape, maps.chunks[0]
+    ((10, 64), (4, 4, 2))
+    >>> np.allclose(maps.compute(), sens.transform(images.compute()))
+    True
+    """
+    from ._transformer import SensitivityTransformer
+
+    if not isinstance(transformer, SensitivityTransformer):
+        raise TypeError(
+            f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
+        )
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}.")
+    try:
+        check_is_fitted(transformer)
+    except NotFittedError:
+        transformer.fit(None)
+    n_features = transformer.n_features_out_
+    token = transformer_token(transformer)
+    # One key holds the pickled transformer: shipped once to each worker that
+    # needs it, unpickled once per worker process (see _process_transformer).
+    shipped = dask.delayed(_pickled(transformer), name=f"sensloc-transformer-{token}")
+
+    if isinstance(images, db.Bag):
+        parts = images.to_delayed()
+        sizes = [np.nan] * len(parts)
+    else:
+        if not isinstance(images, da.Array):
+            chunk = chunk_size or 4 * transformer.batch_size
+            if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+                images = da.from_array(images, chunks=(chunk,) + images.shape[1:])
+            else:
+                items = [str(item) if not hasattr(item, "shape") else item for item in images]
+                if not items:
+                    raise ValueError("images contains no images.")
+                parts = [
+                    dask.delayed(items[start : start + chunk], traverse=False)
+                    for start in range(0, len(items), chunk)
+                ]
+                sizes = [len(items[start : start + chunk]) for start in range(0, len(items), chunk)]
+        if isinstance(images, da.Array):
+            if images.ndim != 4 or images.shape[-1] != 3:
+                raise ValueError(
+                    "images must be a dask array of RGB images of shape (n, height, width, 3); "
+                    f"got shape {images.shape}."
+                )
+            images = images.rechunk({1: -1, 2: -1, 3: -1})
+            parts = list(images.to_delayed().ravel())
+            sizes = list(images.chunks[0])
+
+    blocks = [
+        da.from_delayed(
+            dask.delayed(
+                _maps_block, pure=True, name=f"sensloc-maps-{dask.base.tokenize(token, part)}"
+            )(shipped, token, part, n_features),
+            shape=(size, n_features),
+            dtype=np.float32,
+        )
+        for part, size in zip(parts, sizes)
+    ]
+    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+
+
+def transformer_token(transformer):
+    """A key equal for transformers that compute the same maps the same way."""
+    params = transformer.get_params(deep=False)
+    params.pop("model")
+    return fingerprint(
+        type(transformer).__module__,
+        type(transformer).__qualname__,
+        transformer._gradient_key,
+        sorted((name, repr(value)) for name, value in params.items()),
+    )
+
+
+def worker_cache_info():
+    """What this process's transformer cache holds; run it on workers with ``client.run``.
+
+    Returns
+    -------
+    info : dict
+        ``"cached"``: tokens of the transformers held with a built network;
+        ``"builds"``: how many times each token's network was built here
+        (1 when every block reused it).
+    """
+    with _PROCESS_LOCK:
+        return {"cached": list(_PROCESS_TRANSFORMERS), "builds": dict(_PROCESS_BUILDS)}
+
+
+def _pickled(transformer):
+    """The transformer as bytes: one graph key, unpickled once per worker process."""
+    return cloudpickle.dumps(transformer)
+
+
+def _process_transformer(payload, token):
+    """This process's transformer for ``token``, unpickled and built at most once."""
+    with _PROCESS_LOCK:
+        cached = _PROCESS_TRANSFORMERS.get(token)
+        if cached is not None:
+            _PROCESS_TRANSFORMERS.move_to_end(token)
+            return cached
+        # Under the lock: two threads of one worker never build twice. The
+        # object is private to this cache, never pickled again.
+        transformer = cloudpickle.loads(payload)
+        transformer._engine_for_transform()
+        _PROCESS_BUILDS[token] = _PROCESS_BUILDS.get(token, 0) + 1
+        _PROCESS_TRANSFORMERS[token] = transformer
+        while len(_PROCESS_TRANSFORMERS) > MAX_PROCESS_TRANSFORMERS:
+            _PROCESS_TRANSFORMERS.popitem(last=False)
+        return transformer
+
+
+def _maps_block(payload, token, images, n_features):
+    if len(images) == 0:
+        return np.empty((0, n_features), dtype=np.float32)
+    return _process_transformer(payload, token).transform(images)
+
+
+class BoxIncremental(Incremental):
+    """:class:`dask_ml.wrappers.Incremental` that also handles 2-D targets such as boxes.
+
+    Fits ``estimator`` with one ``partial_fit`` per block of a dask array,
+    sequentially, in the same (optionally shuffled) block order as
+    ``dask_ml``'s wrapper; each call runs as a task on a worker, next to its
+    block. Targets of shape ``(n, k)`` — the ``(n, 4)`` boxes of a
+    :class:`~sklearn_sensloc.BoxRegressor` — are passed block by block with
+    every column; a numpy target is cut into the blocks of ``X``.
+    ``predict`` returns a dask array of shape ``(n, k)`` for such estimators.
+    All parameters, attributes and other methods are ``Incremental``'s.
+
+    Parameters
+    ----------
+    estimator : estimator with ``partial_fit``
+    scoring : str, callable or None, default=None
+    shuffle_blocks : bool, default=True
+        Visit the blocks in an order drawn from ``random_state``.
+    random_state : int, RandomState instance or None, default=None
+    assume_equal_chunks : bool, default=True
+        Accepted for compatibility with ``Incremental``; blocks of ``y`` are
+        always aligned with the blocks of ``X``.
+    predict_meta, predict_proba_meta, transform_meta : array or None
+        As in ``Incremental``.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted copy of ``estimator``.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> from sklearn_sensloc import BoxRegressor
+    >>> from sklearn_sensloc._dask import BoxIncremental
+    >>> rng = np.random.default_rng(0)
+    >>> X = da.from_array(rng.random((60, 8)), chunks=20)
+    >>> boxes = np.tile([0.1, 0.2, 0.6, 0.9], (60, 1))
+    >>> inc = BoxIncremental(BoxRegressor(random_state=0), random_state=0).fit(X, boxes)
+    >>> inc.estimator_.n_iter_, inc.predict(X).shape
+    (3, (60, 4))
+    """
+
+    def _fit_for_estimator(self, estimator, X, y, **fit_kwargs):
+        if not isinstance(X, da.Array):
+            return super()._fit_for_estimator(estimator, X, y, **fit_kwargs)
+        fitted = partial_fit_blocks(
+            estimator,
+            X,
+            y,
+            shuffle_blocks=self.shuffle_blocks,
+            random_state=self.random_state,
+            **fit_kwargs,
+        )
+        from dask_ml._utils import copy_learned_attributes
+
+        copy_learned_attributes(fitted, self)
+        self.estimator_ = fitted
+        return self
+
+    def predict(self, X):
+        """Predictions, a dask array ``(n,)`` or ``(n, k)`` for a dask ``X``.
+
+        Parameters
+        ----------
+        X : dask array or array-like of shape (n, n_features)
+
+        Returns
+        -------
+        y : dask array for a dask ``X``, else what the estimator's predict returns
+        """
+        if not isinstance(X, da.Array):
+            return super().predict(X)
+        estimator = self._postfit_estimator
+        X = self._check_array(X)
+        probe = np.asarray(estimator.predict(np.zeros((1, X.shape[1]), dtype=X.dtype)))
+        if probe.ndim < 2:
+            return super().predict(X)
+        return X.map_blocks(
+            _predict_block,
+            estimator=estimator,
+            chunks=(X.chunks[0], (probe.shape[1],)),
+            dtype=probe.dtype,
+            meta=probe[:0],
+        )
+
+
+def partial_fit_blocks(estimator, X, y, *, shuffle_blocks=True, random_state=None, **fit_kwargs):
+    """Call ``estimator.partial_fit`` once per block of ``X``, in a chain of Dask tasks.
+
+    The block order is ``dask_ml``'s: ``range(n_blocks)``, shuffled by
+    ``check_random_state(random_state).shuffle`` when ``shuffle_blocks``, so
+    the result equals sequential ``partial_fit`` calls over the same blocks in
+    that order.
+
+    Parameters
+    ----------
+    estimator : estimator with ``partial_fit``
+        Fitted in place when the scheduler runs in this process; use the
+        returned estimator.
+    X : dask array of shape (n, n_features)
+    y : dask array or array-like of shape (n,) or (n, k), or None
+    shuffle_blocks : bool, default=True
+    random_state : int, RandomState instance or None, default=None
+    **fit_kwargs
+        Passed to every ``partial_fit`` call.
+
+    Returns
+    -------
+    estimator
+        The fitted estimator.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array; got shape {X.shape}.")
+    X = X.rechunk({1: -1})
+    x_blocks = list(X.to_delayed().ravel())
+    if y is None:
+        y_blocks = [None] * len(x_blocks)
+    else:
+        if not isinstance(y, da.Array):
+            y = np.asarray(y)
+            if len(y) != X.shape[0]:
+                raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)}.")
+            y = da.from_array(y, chunks=(X.chunks[0],) + y.shape[1:])
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}.")
+        y = y.rechunk({1: -1}) if y.ndim == 2 else y
+        if y.chunks[0] != X.chunks[0]:
+            if any(np.isnan(size) for size in X.chunks[0] + y.chunks[0]):
+                raise ValueError(
+                    "X and y have unknown chunk sizes that may differ; call "
+                    "compute_chunk_sizes() on both first."
+                )
+            if X.shape[0] != y.shape[0]:
+                raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
+            y = y.rechunk({0: X.chunks[0]})
+        y_blocks = list(y.to_delayed().ravel())
+    order = list(range(len(x_blocks)))
+    if shuffle_blocks:
+        check_random_state(random_state).shuffle(order)
+    model = estimator
+    for index in order:
+        model = dask.delayed(_partial_fit, pure=False)(
+            model, x_blocks[index], y_blocks[index], fit_kwargs
+        )
+    return model.compute() if order else estimator
+
+
+def _partial_fit(model, X, y, fit_kwargs):
+    model.partial_fit(X, y, **fit_kwargs)
+    return model
+
+
+def _predict_block(block, estimator):
+    return estimator.predict(block)
+
+
+__all__ = [
+    "BoxIncremental",
+    "partial_fit_blocks",
+    "sensitivity_maps_dask",
+    "transformer_token",
+    "worker_cache_info",
+]

@@ -1,0 +1,698 @@
+"""Out-of-core sensitivity maps: an on-disk, resumable store, and SGD over it.
+
+A :class:`MapStore` is a directory::
+
+    store/
+        manifest.json          what the maps are: transformer, images, layout
+        batches/000000.npy     maps of images 0 .. batch_size - 1
+        batches/000001.npy     ...
+
+Each batch file is written to a temporary name, flushed to disk and renamed
+into place (``os.replace``, atomic on POSIX and Windows), so a batch file that
+exists is a complete one: a run interrupted by an exception, a kill or a power
+loss leaves at worst a stray temporary file, never a half-written batch that
+would be read back as valid. Re-running :meth:`MapStore.compute` computes only
+the batches whose file is missing or fails its size check.
+
+The manifest records everything the maps depend on (the model's fingerprint,
+the target, the preprocessing, the input size, aggregation, normalization and
+pooling) and a fingerprint of the image list, so that a store is never resumed
+or extended with maps of another configuration or other images.
+"""
+
+import json
+import math
+import os
+import time
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._atomic import (
+    TEMPORARY_SUFFIX,
+    atomic_save_npy,
+    atomic_write_bytes,
+    remove_stale_temporaries,
+)
+from ._boxes import check_boxes
+from ._cache import fingerprint
+from ._images import ImageSource
+
+FORMAT = "sklearn-sensloc map store"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BATCH_DIRECTORY = "batches"
+
+#: Fields of the manifest's "maps" section that decide whether two maps are equal.
+_MAP_FIELDS = (
+    ("model", "model (architecture and weights, or file, or registered name)"),
+    ("target", "target"),
+    ("preprocessing", "preprocessing"),
+    ("input_size", "input size"),
+    ("aggregation", "aggregation"),
+    ("normalize", "normalize"),
+    ("pool", "pool"),
+    ("n_features", "number of features"),
+)
+
+
+class MapStoreMismatchError(ValueError):
+    """An existing store was opened with other parameters or other images."""
+
+
+class MapStore:
+    """Sensitivity maps of many images, computed batch by batch into a directory.
+
+    Create (or resume) a store with :meth:`create`, fill it with
+    :meth:`compute`, and read it with :meth:`iter_batches`, :meth:`read_batch`,
+    :meth:`to_numpy` or :meth:`to_dask`; :func:`fit_from_store` trains a
+    :class:`~sklearn_sensloc.BoxRegressor` from it with ``partial_fit``. Memory
+    stays bounded by one batch of images while computing and by one
+    mini-batch of maps while fitting, whatever the number of images.
+
+    A computation interrupted in any way (exception, Ctrl-C, killed process,
+    power loss) is resumed by calling :meth:`create` with the same arguments
+    and :meth:`compute` again: finished batches are kept, the others are
+    computed. A batch file is complete or absent, never half-written.
+
+    Do not instantiate directly; use :meth:`create` or :meth:`open`.
+
+    Attributes
+    ----------
+    path : str
+        The store's directory.
+    n_images : int
+        Number of images (also ``len(store)``).
+    n_features : int
+        Length of one flattened map.
+    map_shape : tuple of int
+        (height, width) of one map.
+    batch_size : int
+        Images per batch file.
+    n_batches : int
+        Number of batch files when complete.
+    manifest : dict
+        The parsed ``manifest.json``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, keras
+    >>> from sklearn_sensloc import SensitivityTransformer
+    >>> from sklearn_sensloc._store import MapStore
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    ...                           keras.layers.Conv2D(4, 3, activation="relu")])
+    >>> images = np.random.default_rng(0).uniform(0, 255, (10, 16, 16, 3))
+    >>> sens = SensitivityTransformer(model=model, pool=2, batch_size=4)
+    >>> path = tempfile.mkdtemp() + "/maps"
+    >>> store = MapStore.create(path, sens, images).compute()
+    >>> len(store), store.n_batches, store.is_complete()
+    (10, 3, True)
+    >>> store.to_numpy().shape
+    (10, 64)
+    >>> MapStore.open(path).missing_batches()
+    []
+    """
+
+    def __init__(self, path, manifest, transformer=None, images=None):
+        self.path = os.fspath(path)
+        self.manifest = manifest
+        self._transformer = transformer
+        self._images = images
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def create(cls, path, transformer, images, *, batch_size=None, overwrite=False):
+        """Create a store for the maps of ``images``, or resume an existing one.
+
+        If ``path`` already holds a store made with the same transformer
+        parameters, model and images, it is opened as is, keeping its finished
+        batches. If it holds a store of other maps or images, a
+        :class:`MapStoreMismatchError` (a ``ValueError``) names the path and
+        every difference, unless ``overwrite=True``. Nothing is computed here;
+        call :meth:`compute`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Directory of the store; created if needed. An existing directory
+            that is neither empty nor a store is refused.
+        transformer : SensitivityTransformer
+            Computes the maps; fitted here if it is not (which only loads the
+            model).
+        images : array of shape (n, H, W, 3), or list of image paths or arrays
+            The images, in the order of the store's rows. A list of paths is
+            read batch by batch; only the paths stay in memory.
+        batch_size : int or None, default=None
+            Images per batch file, i.e. the granularity of resuming. None keeps
+            an existing store's, or else uses ``transformer.batch_size``.
+        overwrite : bool, default=False
+            Replace an existing store of other maps or images (its batch files
+            are deleted) instead of refusing it.
+
+        Returns
+        -------
+        store : MapStore
+            Bound to ``transformer`` and ``images``, so it can :meth:`compute`.
+
+        Raises
+        ------
+        MapStoreMismatchError
+            If ``path`` holds a store of other maps or images.
+        """
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        from ._transformer import SensitivityTransformer
+
+        if not isinstance(transformer, SensitivityTransformer):
+            raise TypeError(
+                f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
+            )
+        if batch_size is not None and (
+            not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+        try:
+            check_is_fitted(transformer)
+        except NotFittedError:
+            transformer.fit(None)
+        path = os.fspath(path)
+        source = ImageSource(images)
+        if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+            items = images
+        else:
+            items = list(images)
+        existing = _read_manifest(path) if os.path.exists(os.path.join(path, MANIFEST)) else None
+        if batch_size is None:
+            batch_size = existing["batch_size"] if existing else transformer.batch_size
+        manifest = _make_manifest(transformer, source, batch_size)
+
+        if existing is not None:
+            differences = _differences(existing, manifest)
+            if not differences:
+                return cls(path, existing, transformer, items)
+            if not overwrite:
+                raise MapStoreMismatchError(
+                    f"The map store at {path!r} was made with other parameters or images; "
+                    "it differs in: " + "; ".join(differences) + ". Use another path, the "
+                    "same parameters and images, or overwrite=True to replace it."
+                )
+            _remove_store_files(path)
+        elif os.path.isdir(path) and os.listdir(path):
+            raise ValueError(
+                f"Cannot create a map store at {path!r}: the directory exists, is not empty "
+                f"and has no {MANIFEST}. Use an empty or new directory."
+            )
+        os.makedirs(os.path.join(path, BATCH_DIRECTORY), exist_ok=True)
+        manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_bytes(
+            os.path.join(path, MANIFEST), json.dumps(manifest, indent=1).encode()
+        )
+        return cls(path, manifest, transformer, items)
+
+    @classmethod
+    def open(cls, path):
+        """Open an existing store to read it (no transformer, no images needed).
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        store : MapStore
+            Can be read (:meth:`iter_batches`, :meth:`to_numpy`, ...) but not
+            computed; use :meth:`create` to resume a computation.
+        """
+        path = os.fspath(path)
+        return cls(path, _read_manifest(path))
+
+    # ------------------------------------------------------------------ layout
+
+    def __len__(self):
+        return self.manifest["images"]["n"]
+
+    def __repr__(self):
+        done = self.n_batches - len(self.missing_batches())
+        return (
+            f"MapStore({self.path!r}, n_images={len(self)}, n_features={self.n_features}, "
+            f"batches={done}/{self.n_batches})"
+        )
+
+    @property
+    def n_images(self):
+        return len(self)
+
+    @property
+    def n_features(self):
+        return self.manifest["maps"]["n_features"]
+
+    @property
+    def map_shape(self):
+        return tuple(self.manifest["maps"]["map_shape"])
+
+    @property
+    def batch_size(self):
+        return self.manifest["batch_size"]
+
+    @property
+    def n_batches(self):
+        return self.manifest["n_batches"]
+
+    @property
+    def shape(self):
+        """(n_images, n_features)."""
+        return (len(self), self.n_features)
+
+    def batch_rows(self, batch):
+        """The ``range`` of image indices (rows) that batch ``batch`` holds."""
+        if not 0 <= batch < self.n_batches:
+            raise IndexError(f"Batch {batch} out of range: the store has {self.n_batches}.")
+        start = batch * self.batch_size
+        return range(start, min(start + self.batch_size, len(self)))
+
+    def batch_path(self, batch):
+        """Path of the file of batch ``batch``."""
+        return os.path.join(self.path, BATCH_DIRECTORY, f"{batch:06d}.npy")
+
+    def missing_batches(self):
+        """Indices of the batches not (validly) on disk yet, in order.
+
+        A file counts when its header announces the batch's shape and float32
+        and its size matches; a file that does not is recomputed.
+        """
+        try:
+            present = set(os.listdir(os.path.join(self.path, BATCH_DIRECTORY)))
+        except FileNotFoundError:
+            present = set()
+        missing = []
+        for batch in range(self.n_batches):
+            path = self.batch_path(batch)
+            if os.path.basename(path) not in present or not _valid_batch_file(
+                path, len(self.batch_rows(batch)), self.n_features
+            ):
+                missing.append(batch)
+        return missing
+
+    def is_complete(self):
+        """Whether every batch is on disk."""
+        return not self.missing_batches()
+
+    # ------------------------------------------------------------------ computing
+
+    def compute(self, verbose=False):
+        """Compute the maps of every batch not on disk yet; keep the others.
+
+        Safe to interrupt at any moment and to call again: each batch file is
+        written atomically, and finished batches are never recomputed.
+
+        Parameters
+        ----------
+        verbose : bool, default=False
+            Show a progress bar counting images.
+
+        Returns
+        -------
+        self : MapStore
+        """
+        if self._transformer is None:
+            raise RuntimeError(
+                f"The map store at {self.path!r} was opened for reading; to compute it, "
+                "resume it with MapStore.create(path, transformer, images)."
+            )
+        remove_stale_temporaries(os.path.join(self.path, BATCH_DIRECTORY))
+        todo = self.missing_batches()
+        bar = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=sum(len(self.batch_rows(b)) for b in todo),
+                desc=f"maps -> {os.path.basename(self.path.rstrip(os.sep)) or self.path}",
+                unit="img",
+            )
+        try:
+            for batch in todo:
+                rows = self.batch_rows(batch)
+                maps = self._transformer.transform(self._images[rows.start : rows.stop])
+                maps = np.ascontiguousarray(maps, dtype=np.float32)
+                if maps.shape != (len(rows), self.n_features):
+                    raise RuntimeError(
+                        f"The transformer returned maps of shape {maps.shape} for batch "
+                        f"{batch}; the store expects {(len(rows), self.n_features)}."
+                    )
+                atomic_save_npy(self.batch_path(batch), maps)
+                if bar is not None:
+                    bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    # ------------------------------------------------------------------ reading
+
+    def read_batch(self, batch, mmap_mode=None):
+        """Maps of batch ``batch``, float32 of shape ``(len(batch_rows(batch)), n_features)``.
+
+        Raises
+        ------
+        ValueError
+            If the batch is not on disk or its file is not a valid batch.
+        """
+        rows = self.batch_rows(batch)
+        path = self.batch_path(batch)
+        if not _valid_batch_file(path, len(rows), self.n_features):
+            state = "missing" if not os.path.exists(path) else "invalid"
+            raise ValueError(
+                f"Batch {batch} of the map store at {self.path!r} is {state}; "
+                "run compute() to (re)compute it."
+            )
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+
+    def _require_complete(self):
+        missing = self.missing_batches()
+        if missing:
+            raise ValueError(
+                f"The map store at {self.path!r} is incomplete: {len(missing)} of "
+                f"{self.n_batches} batches are missing (first: {missing[0]}). Run compute()."
+            )
+
+    def iter_batches(self, batch_size=2048, shuffle=True, random_state=None):
+        """Mini-batches of maps with the indices of their rows.
+
+        Store batches are read whole, in random order when ``shuffle``, and
+        regrouped into mini-batches of ``batch_size`` rows whose order is also
+        shuffled. Rows are not mixed across the whole store, which would need
+        random reads; a new order of store batches each epoch gives new
+        mini-batches. Memory holds at most ``batch_size`` plus one store batch
+        of rows.
+
+        Parameters
+        ----------
+        batch_size : int, default=2048
+            Rows per mini-batch (the paper's); the last may be smaller.
+        shuffle : bool, default=True
+        random_state : int, RandomState instance or None, default=None
+
+        Yields
+        ------
+        indices : ndarray of int of shape (m,)
+            Image indices (rows of the store) of the mini-batch.
+        maps : ndarray of shape (m, n_features), float32
+
+        Raises
+        ------
+        ValueError
+            If a batch is missing: the store must be complete.
+        """
+        if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        self._require_complete()
+        rng = check_random_state(random_state)
+        order = rng.permutation(self.n_batches) if shuffle else range(self.n_batches)
+        pending_rows, pending_maps, n_pending = [], [], 0
+        for batch in order:
+            rows = self.batch_rows(batch)
+            pending_rows.append(np.arange(rows.start, rows.stop))
+            pending_maps.append(self.read_batch(batch))
+            n_pending += len(rows)
+            while n_pending >= batch_size:
+                indices, maps = np.concatenate(pending_rows), np.concatenate(pending_maps)
+                if shuffle:
+                    permutation = rng.permutation(len(indices))
+                    indices, maps = indices[permutation], maps[permutation]
+                yield indices[:batch_size], maps[:batch_size]
+                pending_rows, pending_maps = [indices[batch_size:]], [maps[batch_size:]]
+                n_pending -= batch_size
+        if n_pending:
+            indices, maps = np.concatenate(pending_rows), np.concatenate(pending_maps)
+            if shuffle:
+                permutation = rng.permutation(len(indices))
+                indices, maps = indices[permutation], maps[permutation]
+            yield indices, maps
+
+    def to_numpy(self):
+        """All maps in memory, float32 of shape ``(n_images, n_features)``."""
+        self._require_complete()
+        maps = np.empty(self.shape, dtype=np.float32)
+        for batch in range(self.n_batches):
+            rows = self.batch_rows(batch)
+            maps[rows.start : rows.stop] = self.read_batch(batch)
+        return maps
+
+    def __array__(self, dtype=None, copy=None):
+        maps = self.to_numpy()
+        return maps if dtype is None else maps.astype(dtype, copy=False)
+
+    def to_dask(self):
+        """The maps as a lazy dask array, one chunk per batch file.
+
+        Each chunk is read by the worker that needs it, so the store must be on
+        a file system the workers share. Feed it to
+        :class:`sklearn_sensloc._dask.BoxIncremental` to fit on a cluster.
+
+        Returns
+        -------
+        maps : dask.array.Array of shape (n_images, n_features), float32
+        """
+        import dask
+        import dask.array as da
+
+        self._require_complete()
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_load_batch_file, pure=True)(
+                    self.batch_path(batch), len(self.batch_rows(batch)), self.n_features
+                ),
+                shape=(len(self.batch_rows(batch)), self.n_features),
+                dtype=np.float32,
+            )
+            for batch in range(self.n_batches)
+        ]
+        return da.concatenate(blocks, axis=0)
+
+
+def fit_from_store(
+    regressor, store, boxes, *, batch_size=2048, epochs=None, shuffle=True, random_state=None
+):
+    """Train a regressor on the maps of a store by ``partial_fit`` over mini-batches.
+
+    The out-of-core counterpart of ``regressor.fit(maps, boxes)``: each epoch
+    reads the store's batches (in a new random order when ``shuffle``),
+    regroups them into mini-batches of ``batch_size`` rows, and calls
+    ``regressor.partial_fit`` on each with the matching boxes. Memory holds one
+    mini-batch of maps.
+
+    Training continues from the regressor's state when it is already fitted
+    (``partial_fit`` semantics); pass ``sklearn.clone(regressor)`` to start
+    afresh. Note that :class:`~sklearn_sensloc.BoxRegressor` with
+    ``step_size="auto"`` uses the paper's schedule in ``partial_fit``, a drop
+    of the learning rate every 10,000 mini-batches; on a small store give
+    ``step_size`` explicitly.
+
+    Parameters
+    ----------
+    regressor : estimator with ``partial_fit(X, y)``
+        Typically a :class:`~sklearn_sensloc.BoxRegressor`.
+    store : MapStore or str or path-like
+        A complete store, or its path.
+    boxes : array-like of shape (n_images, 4)
+        True boxes ``(xmin, ymin, xmax, ymax)``, in the store's image order.
+    batch_size : int, default=2048
+        Rows per mini-batch, as in the paper.
+    epochs : int or None, default=None
+        Passes over the store; None uses the regressor's ``max_iter`` (as its
+        ``fit`` would), or 1 if it has none.
+    shuffle : bool, default=True
+        Shuffle the order of store batches and of rows in each mini-batch,
+        anew each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the shuffling (the regressor's own ``random_state`` seeds its
+        SGD models).
+
+    Returns
+    -------
+    regressor
+        The fitted regressor.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, keras
+    >>> from sklearn_sensloc import BoxRegressor, SensitivityTransformer
+    >>> from sklearn_sensloc._store import MapStore, fit_from_store
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    ...                           keras.layers.Conv2D(4, 3, activation="relu")])
+    >>> images = np.random.default_rng(0).uniform(0, 255, (12, 16, 16, 3))
+    >>> boxes = np.tile([0.2, 0.2, 0.8, 0.8], (12, 1))
+    >>> store = MapStore.create(tempfile.mkdtemp(), SensitivityTransformer(model=model, pool=2),
+    ...                         images).compute()
+    >>> reg = fit_from_store(BoxRegressor(random_state=0), store, boxes,
+    ...                      batch_size=5, epochs=3, random_state=0)
+    >>> reg.n_iter_, reg.predict(store.read_batch(0)).shape
+    (9, (12, 4))
+    """
+    if not isinstance(store, MapStore):
+        store = MapStore.open(store)
+    boxes = check_boxes(boxes, name="boxes")
+    if len(boxes) != len(store):
+        raise ValueError(
+            f"boxes has {len(boxes)} rows but the map store at {store.path!r} holds "
+            f"{len(store)} images; give one box per image, in the store's order."
+        )
+    if epochs is None:
+        epochs = getattr(regressor, "max_iter", 1)
+    if not isinstance(epochs, Integral) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
+    if not hasattr(regressor, "partial_fit"):
+        raise TypeError(f"{type(regressor).__name__} has no partial_fit method.")
+    rng = check_random_state(random_state)
+    for _ in range(epochs):
+        for indices, maps in store.iter_batches(batch_size, shuffle=shuffle, random_state=rng):
+            regressor.partial_fit(maps, boxes[indices])
+    return regressor
+
+
+# ---------------------------------------------------------------------- manifest
+
+
+def _make_manifest(transformer, source, batch_size):
+    from ._models import REGISTRY, model_fingerprint
+
+    model = transformer.model
+    registered = isinstance(model, str) and model in REGISTRY
+    preprocessing = transformer.preprocessing
+    if preprocessing == "auto":
+        preprocessing = REGISTRY[model][1] if registered else "none"
+    # Names and files are fingerprinted without loading the network; a
+    # keras.Model by its architecture and weights.
+    n_images = len(source)
+    items = source._items
+    keys = [source.key(i) for i in range(n_images)]
+    with_paths = any(isinstance(item, str) for item in items)
+    if with_paths:
+        names = [os.path.abspath(item) if isinstance(item, str) else "<array>" for item in items]
+        list_hash = fingerprint("paths", *names)
+    else:
+        list_hash = fingerprint("arrays", *keys)
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "maps": {
+            "model": model_fingerprint(model, model),
+            "model_description": _describe_model(transformer.model),
+            "target": repr(transformer.target),
+            "target_name": transformer.target_name_,
+            "preprocessing": preprocessing,
+            "input_size": list(transformer.input_size_),
+            "aggregation": transformer.aggregation,
+            "normalize": transformer.normalize,
+            "pool": int(transformer.pool),
+            "map_shape": list(transformer.map_shape_),
+            "n_features": int(transformer.n_features_out_),
+            "dtype": "float32",
+        },
+        "images": {
+            "n": n_images,
+            "kind": "paths" if with_paths else "arrays",
+            "list_hash": list_hash,
+            "content_hash": fingerprint("images", *keys),
+        },
+        "batch_size": int(batch_size),
+        "n_batches": math.ceil(n_images / batch_size),
+    }
+
+
+def _describe_model(model):
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    return f"{type(model).__name__} {getattr(model, 'name', '')!r}".strip()
+
+
+def _differences(old, new):
+    """Human-readable list of what makes ``new`` another store than ``old``."""
+    found = []
+    for field, label in _MAP_FIELDS:
+        before, after = old["maps"].get(field), new["maps"].get(field)
+        if before != after:
+            if field == "model":
+                found.append(
+                    f"{label}: store has {old['maps'].get('model_description')!r} "
+                    f"[{before}], given {new['maps'].get('model_description')!r} [{after}]"
+                )
+            else:
+                found.append(f"{label}: store has {before!r}, given {after!r}")
+    images_old, images_new = old["images"], new["images"]
+    if images_old["n"] != images_new["n"]:
+        found.append(
+            f"images: store has {images_old['n']} images, given {images_new['n']}"
+        )
+    elif images_old["list_hash"] != images_new["list_hash"]:
+        what = "files or their order" if images_new["kind"] == "paths" else "pixel values"
+        found.append(f"images: another image list ({what} differ)")
+    elif images_old["content_hash"] != images_new["content_hash"]:
+        found.append(
+            "images: the same files, but at least one changed since the store was "
+            "made (size or modification time)"
+        )
+    if old["batch_size"] != new["batch_size"]:
+        found.append(f"batch_size: store has {old['batch_size']}, given {new['batch_size']}")
+    return found
+
+
+def _read_manifest(path):
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, "rb") as stream:
+            manifest = json.loads(stream.read())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No map store at {path!r}: {MANIFEST} is missing.") from None
+    except (ValueError, OSError) as error:
+        raise ValueError(f"The manifest of the map store at {path!r} is unreadable: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path!r} is not the manifest of a sklearn-sensloc map store.")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"The map store at {path!r} has format version {manifest.get('version')}; "
+            f"this sklearn-sensloc reads version {FORMAT_VERSION}."
+        )
+    return manifest
+
+
+def _remove_store_files(path):
+    directory = os.path.join(path, BATCH_DIRECTORY)
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.endswith(".npy") or name.endswith(TEMPORARY_SUFFIX):
+                os.unlink(os.path.join(directory, name))
+    os.unlink(os.path.join(path, MANIFEST))
+
+
+def _valid_batch_file(path, n_rows, n_features):
+    """Whether ``path`` is a complete .npy of float32 ``(n_rows, n_features)``."""
+    try:
+        with open(path, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                return False
+            offset = stream.tell()
+        size = os.path.getsize(path)
+    except (OSError, ValueError, EOFError):
+        return False
+    return (
+        shape == (n_rows, n_features)
+        and dtype == np.dtype(np.float32)
+        and not fortran
+        and size == offset + n_rows * n_features * 4
+    )
+
+
+def _load_batch_file(path, n_rows, n_features):
+    if not _valid_batch_file(path, n_rows, n_features):
+        raise ValueError(f"Map store batch file {path!r} is missing or invalid.")
+    return np.load(path, allow_pickle=False)
