@@ -52,6 +52,38 @@ def build_tiny_model(size=IMAGE_SIZE, seed=0):
     )
 
 
+class FrameLike:
+    """Mimics a pandas DataFrame: converts with np.asarray, but ``obj[0]`` is a column lookup."""
+
+    def __init__(self, values):
+        self._values = np.asarray(values)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._values if dtype is None else self._values.astype(dtype)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getitem__(self, key):
+        raise KeyError(key)  # no column named 0
+
+
+@pytest.fixture
+def backward_calls(monkeypatch):
+    """Sizes of the batches that go through a backward pass, in order."""
+    from sklearn_sensloc._gradients import GradientEngine
+
+    calls = []
+    original = GradientEngine.__call__
+
+    def counting(self, images):
+        calls.append(len(images))
+        return original(self, images)
+
+    monkeypatch.setattr(GradientEngine, "__call__", counting)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def scenes():
     return make_scenes(240)

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import FrameLike
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -498,24 +499,8 @@ def test_check_box_sets_object_array_of_per_image_arrays():
     assert [s.shape for s in check_box_sets(arr)] == [(1, 4), (2, 4)]
 
 
-class _FrameLike:
-    """Mimics a pandas DataFrame: converts with np.asarray, but ``obj[0]`` is a column lookup."""
-
-    def __init__(self, values):
-        self._values = np.asarray(values)
-
-    def __array__(self, dtype=None, copy=None):
-        return self._values if dtype is None else self._values.astype(dtype)
-
-    def __len__(self):
-        return len(self._values)
-
-    def __getitem__(self, key):
-        raise KeyError(key)  # no column named 0
-
-
 def test_check_box_sets_array_like_that_is_not_indexable_by_row():
-    sets = check_box_sets(_FrameLike([[0, 0, 1, 1], [0.1, 0.1, 0.2, 0.2]]))
+    sets = check_box_sets(FrameLike([[0, 0, 1, 1], [0.1, 0.1, 0.2, 0.2]]))
     assert [s.shape for s in sets] == [(1, 4), (1, 4)]
     np.testing.assert_array_equal(sets[1], [[0.1, 0.1, 0.2, 0.2]])
 

@@ -5,10 +5,9 @@ import json
 
 import pytest
 from PIL import Image
+from test_evaluation import write_voc_tree
 
 from sklearn_sensloc._cli import build_parser, main, run_demo
-from sklearn_sensloc._gradients import GradientEngine
-from test_evaluation import write_voc_tree
 
 TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings")
 
@@ -23,19 +22,6 @@ def model_file(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def voc_root(tmp_path_factory):
     return write_voc_tree(tmp_path_factory.mktemp("data") / "VOC", n_train=20, n_test=12)
-
-
-@pytest.fixture
-def backward_calls(monkeypatch):
-    calls = []
-    original = GradientEngine.__call__
-
-    def counting(self, images):
-        calls.append(len(images))
-        return original(self, images)
-
-    monkeypatch.setattr(GradientEngine, "__call__", counting)
-    return calls
 
 
 def test_run_demo_with_a_tiny_model(tiny_model, tmp_path):

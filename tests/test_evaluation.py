@@ -5,11 +5,12 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_scenes
 from PIL import Image
 
-from conftest import make_scenes
 from sklearn_sensloc import SensitivityTransformer, corloc_score
 from sklearn_sensloc import _evaluation as evaluation
+from sklearn_sensloc._atomic import atomic_write_json, atomic_write_text
 from sklearn_sensloc._evaluation import (
     _class_index,
     _scores,
@@ -17,8 +18,6 @@ from sklearn_sensloc._evaluation import (
     evaluate_voc,
     pooled_features,
 )
-from sklearn_sensloc._atomic import atomic_write_json, atomic_write_text
-from sklearn_sensloc._gradients import GradientEngine
 
 FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)
 
@@ -72,20 +71,6 @@ def write_voc_tree(root, n_train=24, n_test=16, seed=0):
     return root
 
 
-@pytest.fixture
-def count_backward(monkeypatch):
-    """Counts the batches that go through a backward pass."""
-    calls = []
-    original = GradientEngine.__call__
-
-    def counting(self, images):
-        calls.append(len(images))
-        return original(self, images)
-
-    monkeypatch.setattr(GradientEngine, "__call__", counting)
-    return calls
-
-
 @pytest.fixture(scope="module")
 def split_scenes():
     images, boxes, labels = make_scenes(96, seed=5)
@@ -96,7 +81,7 @@ def split_scenes():
 # --------------------------------------------------------------------------- protocol
 
 
-def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, count_backward):
+def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backward_calls):
     X_train, y_train, _ = scenes
     X_test, y_test, colour = make_scenes(48, seed=1)
     labels = np.array(["red", "blue"])[colour].tolist()
@@ -106,7 +91,7 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, count
     )
     # Both aggregations come from one backward pass per batch: 15 train + 3 test batches,
     # plus the timed batch (the engine is already traced, so no warm-up).
-    assert count_backward == [16] * 15 + [16] * 3 + [8]
+    assert backward_calls == [16] * 15 + [16] * 3 + [8]
 
     table1 = result.tables["table1_per_class"]
     assert table1["columns"] == ["method", "mean", "blue", "red"]
@@ -163,7 +148,7 @@ def test_maps_equal_the_transformer_output(tiny_model, split_scenes):
 
 
 def test_rerun_resumes_and_recomputes_only_what_changed(
-    tiny_model, split_scenes, tmp_path, count_backward
+    tiny_model, split_scenes, tmp_path, backward_calls
 ):
     X_train, y_train, X_test, y_test, _ = split_scenes
     args = (X_train, y_train, X_test, y_test)
@@ -173,10 +158,10 @@ def test_rerun_resumes_and_recomputes_only_what_changed(
     assert len(maps_files) == 2
     stamps = [f.stat().st_mtime_ns for f in maps_files]
     table = (tmp_path / "table3_methods.json").read_text()
-    count_backward.clear()
+    backward_calls.clear()
 
     again = evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
-    assert count_backward == []
+    assert backward_calls == []
     assert again.computed == []
     assert sorted(again.reused) == sorted(first.computed)
     assert [f.stat().st_mtime_ns for f in maps_files] == stamps
@@ -185,19 +170,19 @@ def test_rerun_resumes_and_recomputes_only_what_changed(
     # Another sigma sweep reuses the maps and the learned map.
     other = evaluate_localization(*args, model=tiny_model, output=tmp_path,
                                   **{**FAST, "sigmas": [2]})
-    assert count_backward == []
+    assert backward_calls == []
     assert other.computed == ["heuristic-max"]
     # Other training boxes: maps reused, both box methods refitted.
     shifted = np.clip(y_train + 0.01, 0, 1)
     moved = evaluate_localization(X_train, shifted, X_test, y_test, model=tiny_model,
                                   output=tmp_path, **FAST)
-    assert count_backward == []
+    assert backward_calls == []
     assert set(moved.computed) == {"learned-max", "heuristic-max"}
     # Other test images: only their maps are computed.
-    count_backward.clear()
+    backward_calls.clear()
     fewer = evaluate_localization(X_train, y_train, X_test[:16], y_test[:16], model=tiny_model,
                                   output=tmp_path, **FAST)
-    assert count_backward == [16, 8]  # the test batch, then the timed batch
+    assert backward_calls == [16, 8]  # the test batch, then the timed batch
     assert "maps-test-max" in fewer.computed and "maps-train-max" in fewer.reused
 
 
@@ -216,7 +201,7 @@ def test_a_corrupt_cache_entry_is_recomputed(tiny_model, split_scenes, tmp_path)
 
 
 def test_interrupted_maps_keep_finished_parts_and_resume(
-    tiny_model, tmp_path, monkeypatch, count_backward
+    tiny_model, tmp_path, monkeypatch, backward_calls
 ):
     monkeypatch.setattr(evaluation, "_PART", 4)
     images, boxes, _ = make_scenes(20, seed=2)
@@ -229,7 +214,7 @@ def test_interrupted_maps_keep_finished_parts_and_resume(
     kwargs = dict(model=tiny_model, output=output, batch_size=4, sigmas=[1], n_timing=0, pool=2)
     with pytest.raises(ValueError, match="17.png"):
         evaluate_localization(paths[:12], boxes[:12], paths[12:], boxes[12:], **kwargs)
-    assert count_backward == [4, 4, 4, 4]  # 3 train batches, the first test batch
+    assert backward_calls == [4, 4, 4, 4]  # 3 train batches, the first test batch
     cache = output / "cache"
     # The training maps are finished; of the test maps, the first part (images 12-15).
     finished = [p for p in cache.iterdir() if p.is_file()]
@@ -240,10 +225,10 @@ def test_interrupted_maps_keep_finished_parts_and_resume(
     assert not [p for p in output.rglob(".*")]  # no temporary file left behind
 
     Image.fromarray(images[17].astype(np.uint8)).save(paths[17])
-    count_backward.clear()
+    backward_calls.clear()
     result = evaluate_localization(paths[:12], boxes[:12], paths[12:], boxes[12:], **kwargs)
     # Only the part whose image was replaced; the other test part is reused.
-    assert count_backward == [4]
+    assert backward_calls == [4]
     assert list(parts.iterdir()) == []  # parts joined into one file
     sens = SensitivityTransformer(model=tiny_model, pool=1, cache=False).fit(None)
     np.testing.assert_allclose(result.test_maps["max"].reshape(8, -1), sens.transform(paths[12:]),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import FrameLike
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -135,26 +136,10 @@ def test_accepts_lists_tuples_float32_and_ints():
     assert corloc_score(truth, truth.astype(np.float64)) == 100.0
 
 
-class _FrameLike:
-    """Mimics a pandas DataFrame: converts with np.asarray, but ``obj[0]`` is a column lookup."""
-
-    def __init__(self, values):
-        self._values = np.asarray(values)
-
-    def __array__(self, dtype=None, copy=None):
-        return self._values if dtype is None else self._values.astype(dtype)
-
-    def __len__(self):
-        return len(self._values)
-
-    def __getitem__(self, key):
-        raise KeyError(key)
-
-
 def test_accepts_dataframe_like_array():
     truth = [[0.1, 0.1, 0.9, 0.9], [0.2, 0.2, 0.4, 0.4]]
     pred = [[0.1, 0.1, 0.9, 0.9], [0.6, 0.6, 0.7, 0.7]]
-    assert corloc_score(_FrameLike(truth), _FrameLike(pred)) == 50.0
+    assert corloc_score(FrameLike(truth), FrameLike(pred)) == 50.0
 
 
 def test_inputs_are_not_modified():
