@@ -76,7 +76,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
 
     Returns
     -------
-    maps : dask.array.Array of shape (n, n_features_out_), float32
+    maps : dask.array.Array of shape (n, ``n_features_out_``), float32
         Chunked like ``images`` along the first axis, one chunk along the
         second.
 
