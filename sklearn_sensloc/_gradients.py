@@ -50,7 +50,8 @@ class GradientEngine:
         # the short last one included, so long runs never retrace.
         @tf.function(input_signature=[spec])
         def gradients(images):
-            with tf.GradientTape() as tape:
+            # Only the input is watched: no weight gradient is ever built.
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(images)
                 # Images are independent in inference mode, so the gradient of
                 # the sum is each image's own gradient: one backward pass.
