@@ -4,6 +4,8 @@ Plain numpy on purpose: these steps are what a parameter search varies, so they
 run on gradients computed once, without touching the network again.
 """
 
+import functools
+
 import numpy as np
 
 AGGREGATIONS = ("max", "mean")
@@ -15,10 +17,13 @@ def sensitivity_maps(abs_gradients, aggregation="max", pool=1, normalize="max"):
 
     Returns float32 maps of shape (n, ceil(H / pool), ceil(W / pool)).
     """
+    # numpy reduces a short last axis (3 channels) element by element, ~20x
+    # slower than combining the three channel planes; same values, bit for bit.
+    channels = [abs_gradients[..., c] for c in range(abs_gradients.shape[-1])]
     if aggregation == "max":
-        maps = abs_gradients.max(axis=-1)
+        maps = functools.reduce(np.maximum, channels)
     else:
-        maps = abs_gradients.mean(axis=-1)
+        maps = functools.reduce(np.add, channels) / np.float32(len(channels))
     if pool > 1:
         maps = average_pool(maps, pool)
     return normalize_maps(maps, normalize).astype(np.float32, copy=False)

@@ -172,6 +172,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         for start, gradients in progress(batches, len(source), self.batch_size, self.verbose):
             block = sensitivity_maps(gradients, self.aggregation, self.pool, self.normalize)
             maps[start : start + len(block)] = block.reshape(len(block), -1)
+            del gradients, block  # free this batch before the next one is decoded
         return maps
 
     def _abs_gradients(self, source):
@@ -185,13 +186,23 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             keys = [(self._gradient_key, source.key(i)) for i in indices] if stores else []
             gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
             missing = [j for j, found in enumerate(gradients) if found is None]
+            computed = None
             if missing:
-                images = np.stack([source.image(indices[j], self.input_size_) for j in missing])
-                for j, computed in zip(missing, engine(images)):
-                    gradients[j] = computed
+                # Decode straight into one batch array: no list of images plus a stacked copy.
+                images = np.empty((len(missing), *self.input_size_, 3), np.float32)
+                for row, j in enumerate(missing):
+                    images[row] = source.image(indices[j], self.input_size_)
+                computed = engine(images)
+                del images
+                for j, row in zip(missing, computed):
+                    gradients[j] = row
                     for store in stores:
-                        store.put(keys[j], computed)
-            yield start, np.stack(gradients)
+                        store.put(keys[j], row)
+            # Nothing came from a store: the engine's array as is, no copy.
+            block = computed if len(missing) == len(indices) else np.stack(gradients)
+            del gradients, computed
+            yield start, block
+            del block  # not held while the next batch is decoded
 
     def get_feature_names_out(self, input_features=None):
         """Names ``map_r{row}_c{col}`` of the output columns.
