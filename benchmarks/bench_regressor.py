@@ -1,0 +1,173 @@
+"""BoxRegressor: fit time on 5,000 maps, and CorLoc next to exact least squares.
+
+Synthetic but realistic maps: each map is rendered from a known box (a soft
+box-shaped blob, edges blurred over a few pixels, with multiplicative speckle
+as in real gradient maps, plus positive background noise), at 224x224 and
+average-pooled like ``SensitivityTransformer(pool=p)`` does, then
+max-normalized. The box is thus a smooth but not linear function of the map,
+as with real sensitivity maps; what is compared is two linear solvers of the
+same problem on a held-out set:
+
+* ``BoxRegressor`` (SGD, the package's defaults unless said otherwise);
+* ``lstsq``: the exact least-squares fit (``np.linalg.lstsq``, minimum-norm
+  where features outnumber samples) on standardized features, with an
+  intercept;
+* ``ridge``: the exact minimizer of the objective BoxRegressor's SGD
+  minimizes (squared loss + ``alpha`` L2 on the same scaled features, i.e.
+  ``Ridge(alpha=alpha * n_samples)``).
+
+Both predictions go through the same box validation (clip, order corners) and
+CorLoc (IoU > 0.5). The gap to the exact solution must be under 1 CorLoc point.
+
+    python benchmarks/bench_regressor.py                      # pools 8, 4, 2 and 1
+    python benchmarks/bench_regressor.py --pools 8 4 --quick  # smaller
+"""
+
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from _common import base_parser, machine_description, print_table, versions, write_json  # noqa: E402
+
+SIZE = 224
+
+
+def sample_boxes(n, rng):
+    """Boxes (xmin, ymin, xmax, ymax) of 10%..90% of each side, anywhere."""
+    sides = rng.uniform(0.1, 0.9, (n, 2))
+    centres = rng.uniform(sides / 2, 1 - sides / 2)
+    return np.hstack([centres - sides / 2, centres + sides / 2])
+
+
+def render_maps(boxes, rng, size=SIZE, edge=6.0, chunk=250, pools=(1,)):
+    """Maps of ``boxes`` at ``size``, average-pooled by each of ``pools``.
+
+    Returns ``{pool: (n, h*w) float32}``; full-size maps are built in chunks so
+    only the requested pooled copies are kept.
+    """
+    from sklearn_sensloc._maps import average_pool, normalize_maps, pooled_shape
+
+    coords = (np.arange(size) + 0.5) / size
+    out = {p: np.empty((len(boxes), math.prod(pooled_shape((size, size), p))), np.float32)
+           for p in pools}
+    for start in range(0, len(boxes), chunk):
+        b = boxes[start : start + chunk]
+        # Soft indicator of [lo, hi] along each axis (sigmoid edges of ~edge px).
+        def profile(lo, hi):
+            k = size / edge
+            return (1 / (1 + np.exp(-k * (coords - lo[:, None])))
+                    * 1 / (1 + np.exp(-k * (hi[:, None] - coords)))).astype(np.float32)
+
+        cols = profile(b[:, 0], b[:, 2])
+        rows = profile(b[:, 1], b[:, 3])
+        blob = rows[:, :, None] * cols[:, None, :]
+        speckle = np.abs(rng.standard_normal(blob.shape, dtype=np.float32))
+        background = 0.15 * np.abs(rng.standard_normal(blob.shape, dtype=np.float32))
+        maps = blob * speckle + background
+        for p in pools:
+            pooled = average_pool(maps, p) if p > 1 else maps
+            out[p][start : start + len(b)] = normalize_maps(pooled, "max").reshape(len(b), -1)
+    return out
+
+
+def exact_least_squares(X, y, X_test):
+    """Minimum-norm least squares on standardized features, with intercept."""
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std[std == 0] = 1
+    A = (X - mean) / std
+    coef, *_ = np.linalg.lstsq(A, y - y.mean(axis=0), rcond=None)
+    return ((X_test - mean) / std) @ coef + y.mean(axis=0)
+
+
+def exact_ridge(X, y, X_test, alpha):
+    """Exact minimizer of BoxRegressor's objective on its own feature scaling."""
+    from sklearn.linear_model import Ridge
+
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std[std == 0] = 1
+    norm = 1 / math.sqrt(X.shape[1])
+    # SGDRegressor: mean(0.5 * err^2) + 0.5 * alpha * |w|^2
+    # Ridge:        sum(err^2) + alpha_r * |w|^2        ->  alpha_r = alpha * n
+    ridge = Ridge(alpha=alpha * len(X)).fit((X - mean) / std * norm, y)
+    return ridge.predict((X_test - mean) / std * norm)
+
+
+def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, lstsq_limit):
+    from sklearn_sensloc import BoxRegressor, CenterBoxBaseline, corloc_score
+    from sklearn_sensloc._boxes import to_valid_boxes
+
+    row = {"pool": pool, "features": maps.shape[1], "n_train": len(maps), "max_iter": max_iter}
+    reg = BoxRegressor(random_state=0, max_iter=max_iter)
+    start = time.perf_counter()
+    reg.fit(maps, boxes)
+    row["fit_s"] = time.perf_counter() - start
+    row["corloc_sgd"] = corloc_score(boxes_test, reg.predict(maps_test))
+    row["corloc_sgd_train"] = corloc_score(boxes, reg.predict(maps))
+
+    start = time.perf_counter()
+    ridge = to_valid_boxes(exact_ridge(maps, boxes, maps_test, reg.alpha))
+    row["ridge_s"] = time.perf_counter() - start
+    row["corloc_ridge"] = corloc_score(boxes_test, ridge)
+    if maps.shape[1] <= lstsq_limit:
+        start = time.perf_counter()
+        lstsq = to_valid_boxes(exact_least_squares(maps, boxes, maps_test))
+        row["lstsq_s"] = time.perf_counter() - start
+        row["corloc_lstsq"] = corloc_score(boxes_test, lstsq)
+    center = CenterBoxBaseline().fit(maps, boxes)
+    row["corloc_center"] = corloc_score(boxes_test, center.predict(maps_test))
+    row["gap_vs_ridge"] = row["corloc_sgd"] - row["corloc_ridge"]
+    if "corloc_lstsq" in row:
+        row["gap_vs_lstsq"] = row["corloc_sgd"] - row["corloc_lstsq"]
+    # The criterion: SGD at most 1 CorLoc point below the exact solution.
+    row["within_1pt"] = "yes" if row["gap_vs_ridge"] >= -1 else "NO"
+    return row
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--pools", type=int, nargs="+", default=[8, 4, 2, 1])
+    parser.add_argument("--max-iter", type=int, default=50, help="epochs (BoxRegressor default 50)")
+    parser.add_argument("--full-max-iter", type=int, default=10,
+                        help="epochs at pool 1 (224x224 = 50,176 features), kept small for time")
+    parser.add_argument("--lstsq-limit", type=int, default=20000,
+                        help="skip np.linalg.lstsq above this many features (SVD time)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_train, args.n_test, args.pools = 1000, 300, [8, 4]
+
+    print("machine:", machine_description())
+    rng = np.random.default_rng(args.seed)
+    boxes = sample_boxes(args.n_train, rng)
+    boxes_test = sample_boxes(args.n_test, rng)
+    start = time.perf_counter()
+    maps = render_maps(boxes, rng, pools=args.pools)
+    maps_test = render_maps(boxes_test, rng, pools=args.pools)
+    print(f"rendered {args.n_train}+{args.n_test} maps in {time.perf_counter() - start:.1f} s")
+    rows = []
+    for pool in args.pools:
+        max_iter = args.full_max_iter if pool == 1 else args.max_iter
+        row = run_pool(pool, maps[pool], boxes, maps_test[pool], boxes_test, max_iter,
+                       args.lstsq_limit)
+        rows.append(row)
+        print(row, flush=True)
+        del maps[pool], maps_test[pool]
+    print_table(
+        f"BoxRegressor on {args.n_train} synthetic maps, CorLoc (%) on {args.n_test} held out",
+        rows,
+        ["pool", "features", "max_iter", "fit_s", "corloc_sgd", "corloc_ridge", "corloc_lstsq",
+         "gap_vs_ridge", "gap_vs_lstsq", "within_1pt", "corloc_center", "ridge_s", "lstsq_s"],
+    )
+    write_json(args.json, "regressor", rows, machine=machine_description(), versions=versions())
+    return rows
+
+
+if __name__ == "__main__":
+    main()
