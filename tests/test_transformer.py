@@ -308,3 +308,10 @@ def test_models_load_from_keras_files_in_safe_mode(tiny_model, scenes, tmp_path)
 def test_fit_does_not_compute_gradients(tiny_model):
     sens = SensitivityTransformer(model=tiny_model).fit(make_scenes(3)[0])
     assert sens._engine.n_backward_passes == 0
+
+
+@pytest.mark.parametrize("normalize", ["max", "sum", "standard", None])
+def test_constant_images_give_finite_maps(tiny_model, normalize):
+    constant = np.stack([np.zeros((32, 32, 3)), np.full((32, 32, 3), 255.0), np.full((32, 32, 3), 77.0)])
+    maps = SensitivityTransformer(model=tiny_model, normalize=normalize, cache=False).fit(None).transform(constant)
+    assert np.all(np.isfinite(maps))
