@@ -172,7 +172,7 @@ def _write_figures(result, images, boxes, output, n_shown=8):
 
 
 def _report(result, stream, names):
-    from ._evaluation import table_markdown
+    from ._tables import table_markdown
 
     print(file=stream)
     for name in names:

@@ -14,12 +14,9 @@ file written atomically; a rerun with the same folder reuses every finished
 step whose inputs did not change.
 """
 
-import csv
-import io
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -34,9 +31,11 @@ from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, average_pool, normalize_maps, sensitivity_maps
 from ._metrics import correct_localizations
-from ._models import REGISTRY, model_fingerprint
+from ._models import model_fingerprint
 from ._progress import progress
 from ._regressor import BoxRegressor
+from ._tables import make_table, table_csv, table_markdown
+from ._timings import measure_timings, timings_table
 from ._transformer import SensitivityTransformer
 
 __all__ = ["evaluate_localization", "evaluate_voc", "DEFAULT_SIGMAS"]
@@ -50,13 +49,6 @@ _FORMAT = 1
 _CHUNK = 256
 # Images per cached part of a map computation (rounded up to whole batches).
 _PART = 256
-
-TABLES = {
-    "table1_per_class": "Table 1. CorLoc (%) per class",
-    "table2_heuristic_sigma": "Table 2. CorLoc (%) of the heuristic against sigma (full-resolution maps)",
-    "table3_methods": "Table 3. CorLoc (%) of each method and of the center-box baseline",
-    "timings": "Timings per image (seconds)",
-}
 
 
 # --------------------------------------------------------------------------- files
@@ -144,7 +136,7 @@ class _Store:
         if self.root is None:
             return []
         written = []
-        for ext, text in (("md", table_markdown(table)), ("csv", _table_csv(table))):
+        for ext, text in (("md", table_markdown(table)), ("csv", table_csv(table))):
             atomic_write_text(self.root / f"{name}.{ext}", text)
             written.append(str(self.root / f"{name}.{ext}"))
         atomic_write_json(self.root / f"{name}.json", table)
@@ -381,93 +373,6 @@ def _scores(pred, test_boxes, class_index, counted, iou_threshold):
     return float(overall), mean, per_class
 
 
-# --------------------------------------------------------------------------- tables
-
-
-def _table(name, columns, rows, notes=()):
-    return {"name": name, "title": TABLES[name], "columns": list(columns), "rows": rows,
-            "notes": list(notes)}
-
-
-def _format(value):
-    if isinstance(value, float):
-        if not np.isfinite(value):
-            return "n/a"
-        return f"{value:.1f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
-    return str(value)
-
-
-def table_markdown(table):
-    """A table dict (title, columns, rows, notes) as Markdown."""
-    columns = table["columns"]
-    lines = [f"### {table['title']}", ""]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
-    for row in table["rows"]:
-        lines.append("| " + " | ".join(_format(row.get(c, "")) for c in columns) + " |")
-    if table["notes"]:
-        lines.append("")
-        lines.extend(f"- {note}" for note in table["notes"])
-    return "\n".join(lines) + "\n"
-
-
-def _table_csv(table):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=table["columns"], extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table["rows"])
-    return buffer.getvalue()
-
-
-# --------------------------------------------------------------------------- timings
-
-
-def _time_per_image(function, batches, warm_up=True):
-    """Seconds per image of ``function`` over ``batches``, after one warm-up call."""
-    if warm_up:
-        function(batches[0])
-    start = time.perf_counter()
-    for batch in batches:
-        function(batch)
-    return (time.perf_counter() - start) / sum(len(b) for b in batches)
-
-
-def _measure_timings(computer, test_images, n_timing, aggregation):
-    """Forward pass and map per image, on the same images, batch size and preprocessing."""
-    from ._gradients import _PREPROCESSORS
-
-    sens = computer.fit()
-    engine = sens._engine_for_transform()
-    source = ImageSource(test_images)
-    n = min(n_timing, len(source))
-    batch_size = min(sens.batch_size, n)
-    images = np.stack([source.image(i, sens.input_size_) for i in range(n)])
-    batches = [images[s : s + batch_size] for s in range(0, n, batch_size)]
-    preprocessing = sens.preprocessing
-    if preprocessing == "auto":
-        # As SensitivityTransformer: a registered model's own, else none.
-        registered = isinstance(sens.model, str) and sens.model in REGISTRY
-        preprocessing = REGISTRY[sens.model][1] if registered else "none"
-    preprocess = _PREPROCESSORS[preprocessing]
-
-    def forward(batch):
-        # predict_on_batch runs Keras' compiled inference function.
-        return engine.model.predict_on_batch(preprocess(batch))
-
-    def maps(batch):
-        return sensitivity_maps(engine(batch), aggregation, 1, "max")
-
-    return {
-        "n_images": n,
-        "batch_size": batch_size,
-        "forward_s": _time_per_image(forward, batches),
-        # An engine that already ran in this process is traced: no warm-up needed.
-        "maps_s": _time_per_image(maps, batches, warm_up=engine.n_backward_passes == 0),
-        "machine": machine_description(),
-    }
-
-
 def _learned_step(regressor, train_maps, train_boxes, test_maps, pool):
     reg = clone(regressor).fit(pooled_features(train_maps, pool), train_boxes)
     start = time.perf_counter()
@@ -491,22 +396,6 @@ def _heuristic_step(train_maps, train_boxes, test_maps, sigmas, top_fraction, io
         out["test_seconds_per_image"].append((time.perf_counter() - start) / len(test_pred))
         out["test_boxes"].append(test_pred.tolist())
     return out
-
-
-def machine_description():
-    """CPU/GPU, core count and library versions, for the record of a timing."""
-    import keras
-    import tensorflow as tf
-
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
 
 
 # --------------------------------------------------------------------------- protocol
@@ -692,7 +581,7 @@ def evaluate_localization(
         "of the pixels, sigma chosen on the training images.",
     ]
     classes = list(class_index)
-    table1 = _table(
+    table1 = make_table(
         "table1_per_class", ["method", "mean", *classes],
         [{"method": name, "mean": s[1], **s[2]} for name, s in scores.items()],
         base_notes + ['"mean" is the mean of the per-class CorLocs; a class column counts the '
@@ -708,11 +597,11 @@ def evaluate_localization(
             row[f"train ({agg})"] = sweep[agg]["train_corloc"][i]
         rows2.append(row)
     columns2 = ["sigma"] + [f"{side} ({agg})" for agg in aggregations for side in ("test", "train")]
-    table2 = _table("table2_heuristic_sigma", columns2, rows2,
+    table2 = make_table("table2_heuristic_sigma", columns2, rows2,
                     base_notes[:1] + [f"sigma in pixels of the {map_shape[0]}x{map_shape[1]} maps; "
                                       f"top {top_fraction:g} of the pixels kept; train: CorLoc "
                                       "on the training images, which choose sigma."])
-    table3 = _table(
+    table3 = make_table(
         "table3_methods", ["method", "corloc", "mean_per_class", "n_test"],
         [{"method": name, "corloc": s[0], "mean_per_class": s[1], "n_test": n_counted}
          for name, s in scores.items()],
@@ -725,13 +614,13 @@ def evaluate_localization(
         key = _digest(computer.model_digest, computer.settings, digests["test"], n_timing,
                       batch_size, agg)
         measured = store.step(
-            "timings", key, lambda: _measure_timings(computer, test_images, n_timing, agg)
+            "timings", key, lambda: measure_timings(computer, test_images, n_timing, agg)
         )
         best = sigmas.index(chosen_sigma[agg])
         measured = {**measured, "learned_box_s": learned[agg]["seconds_per_image"],
                     "heuristic_box_s": sweep[agg]["test_seconds_per_image"][best],
                     "n_test": len(test_sets)}
-        tables["timings"] = _timings_table(measured, agg)
+        tables["timings"] = timings_table(measured, agg)
 
     files = []
     for name, table in tables.items():
@@ -755,29 +644,6 @@ def evaluate_localization(
         computed=store.computed, reused=store.reused, files=files, summary=summary,
         class_names=classes, output=None if store.root is None else str(store.root),
     )
-
-
-def _timings_table(measured, aggregation):
-    machine = measured["machine"]
-    rows = [
-        {"stage": "forward pass (model prediction)", "seconds_per_image": measured["forward_s"]},
-        {"stage": f"sensitivity map (backward pass, {aggregation})",
-         "seconds_per_image": measured["maps_s"]},
-        {"stage": "box from map: learned (pool + linear map)",
-         "seconds_per_image": measured["learned_box_s"]},
-        {"stage": "box from map: heuristic (smooth + top pixels)",
-         "seconds_per_image": measured["heuristic_box_s"]},
-    ]
-    ratio = measured["maps_s"] / measured["forward_s"] if measured["forward_s"] > 0 else float("nan")
-    device = ", ".join(machine["gpus"]) or f"CPU only, {machine['cpu_count']} cores"
-    notes = [
-        f"Forward pass and map: {measured['n_images']} test images held in memory, batches of "
-        f"{measured['batch_size']}, the same preprocessing, after tracing (a warm-up batch). Boxes: "
-        f"all {measured['n_test']} test maps. Wall time (time.perf_counter) per image.",
-        f"map / forward = {ratio:.2f}; {device}, {machine['processor']}, "
-        f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}.",
-    ]
-    return _table("timings", ["stage", "seconds_per_image"], rows, notes)
 
 
 def evaluate_voc(root, train_split="trainval", test_split="test", *, classes=None, limit=None,

@@ -41,7 +41,7 @@ class GradientEngine:
         self.model = model
         self.input_size = _resolve_input_size(model, image_size)
         self.target_name, target_fn = _target_function(model, target)
-        preprocess = _PREPROCESSORS[preprocessing]
+        self.preprocess = preprocess = _PREPROCESSORS[preprocessing]
         self.n_backward_passes = 0
 
         spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
