@@ -103,3 +103,11 @@ def tiny_model(scenes):
     )
     model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def model_file(tiny_model, tmp_path_factory):
+    """The trained tiny model saved as a .keras file."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return str(path)

@@ -13,13 +13,6 @@ TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timin
 
 
 @pytest.fixture(scope="module")
-def model_file(tiny_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def voc_root(tmp_path_factory):
     return write_voc_tree(tmp_path_factory.mktemp("data") / "VOC", n_train=20, n_test=12)
 

@@ -29,13 +29,6 @@ def boxes():
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def image_files(tmp_path_factory, images):
     directory = tmp_path_factory.mktemp("images")
     paths = []
