@@ -1,6 +1,6 @@
 """Sensitivity maps and box regression on a Dask cluster.
 
-Needs the ``dask`` extra: ``pip install 'sklearn-sensloc[dask]'`` (dask[array],
+Needs the ``dask`` extra: ``pip install 'sklearn-sensloc[dask]'`` (dask[array,dataframe],
 distributed, dask-ml).
 
 - :func:`sensitivity_maps_dask` computes maps block by block on the workers.
@@ -8,13 +8,16 @@ distributed, dask-ml).
   and each worker process unpickles it and builds its network and compiled
   gradient function once, in a small per-process cache, whatever the number
   of blocks.
-- :class:`BoxIncremental` is :class:`dask_ml.wrappers.Incremental` for
-  estimators whose target has several columns, such as
-  :class:`~sklearn_sensloc.BoxRegressor` and its ``(n, 4)`` boxes:
-  ``dask_ml``'s own wrapper passes a 2-D target's blocks by a wrong key
-  (``ValueError: could not convert string to float: 'array-...'`` in
-  ``partial_fit``) and declares ``predict`` 1-D (``ValueError: could not
+- ``dask_ml.wrappers.Incremental(BoxRegressor())`` fits over the blocks of
+  the maps when the ``(n, 4)`` boxes are a dask DataFrame with one partition
+  per block: ``dask_ml`` looks a target's blocks up by the keys of a 1-D
+  collection, which a 2-D dask array does not have (``ValueError: could not
+  convert string to float: 'array-...'`` in ``partial_fit``), and its
+  ``predict`` on a dask array declares a 1-D result (``ValueError: could not
   broadcast input array from shape (k,4) into shape (k,)``).
+- :class:`BoxIncremental` is ``Incremental`` without those two limits: boxes
+  as a dask array, a dask DataFrame or a numpy array, and a ``(n, 4)`` dask
+  array from ``predict``.
 """
 
 import threading
@@ -30,7 +33,7 @@ try:
     from dask_ml.wrappers import Incremental
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
-        f"sklearn-sensloc's Dask support needs dask[array], distributed and dask-ml "
+        f"sklearn-sensloc's Dask support needs dask[array,dataframe], distributed and dask-ml "
         f"({error}): pip install 'sklearn-sensloc[dask]'."
     ) from error
 from sklearn.exceptions import NotFittedError
@@ -216,7 +219,8 @@ class BoxIncremental(Incremental):
     ``dask_ml``'s wrapper; each call runs as a task on a worker, next to its
     block. Targets of shape ``(n, k)`` — the ``(n, 4)`` boxes of a
     :class:`~sklearn_sensloc.BoxRegressor` — are passed block by block with
-    every column; a numpy target is cut into the blocks of ``X``.
+    every column, whether a dask array, a dask DataFrame or a numpy array
+    (cut into the blocks of ``X``).
     ``predict`` returns a dask array of shape ``(n, k)`` for such estimators.
     All parameters, attributes and other methods are ``Incremental``'s.
 
@@ -309,7 +313,9 @@ def partial_fit_blocks(estimator, X, y, *, shuffle_blocks=True, random_state=Non
         Fitted in place when the scheduler runs in this process; use the
         returned estimator.
     X : dask array of shape (n, n_features)
-    y : dask array or array-like of shape (n,) or (n, k), or None
+    y : dask array or DataFrame, or array-like, of shape (n,) or (n, k), or None
+        A dask DataFrame with one partition per block of ``X`` gives its
+        partitions as they are; other dask targets are rechunked like ``X``.
     shuffle_blocks : bool, default=True
     random_state : int, RandomState instance or None, default=None
     **fit_kwargs
@@ -326,7 +332,12 @@ def partial_fit_blocks(estimator, X, y, *, shuffle_blocks=True, random_state=Non
     x_blocks = list(X.to_delayed().ravel())
     if y is None:
         y_blocks = [None] * len(x_blocks)
+    elif _is_dask_frame(y) and y.npartitions == len(x_blocks):
+        # A dask DataFrame aligned with X: its partitions are the blocks of y.
+        y_blocks = list(y.to_delayed())
     else:
+        if _is_dask_frame(y):
+            y = y.to_dask_array(lengths=True)
         if not isinstance(y, da.Array):
             y = np.asarray(y)
             if len(y) != X.shape[0]:
@@ -354,6 +365,10 @@ def partial_fit_blocks(estimator, X, y, *, shuffle_blocks=True, random_state=Non
             model, x_blocks[index], y_blocks[index], fit_kwargs
         )
     return model.compute() if order else estimator
+
+
+def _is_dask_frame(y):
+    return dask.is_dask_collection(y) and hasattr(y, "to_dask_array")
 
 
 def _partial_fit(model, X, y, fit_kwargs):

@@ -9,16 +9,19 @@ import cloudpickle
 import dask
 import dask.array as da
 import dask.bag as db
+import dask.dataframe as dd
 import joblib
 import numpy as np
 import pytest
 from distributed import Client, KilledWorker, LocalCluster
+from dask_ml.wrappers import Incremental
 from PIL import Image
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from conftest import make_scenes
 from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer, gradient_cache
+from sklearn_sensloc._boxes import BOX_COLUMNS
 from sklearn_sensloc._dask import (
     BoxIncremental,
     partial_fit_blocks,
@@ -147,6 +150,35 @@ def test_incremental_fit_on_the_cluster_equals_sequential_partial_fit(
     for start in range(0, N_IMAGES, CHUNK):
         in_order.partial_fit(reference[start : start + CHUNK], boxes[start : start + CHUNK])
     np.testing.assert_allclose(unshuffled.coef_, in_order.coef_, rtol=1e-5, atol=1e-8)
+
+
+def test_dask_ml_incremental_fits_boxes_given_as_a_dask_dataframe(client, sens, data, reference):
+    # dask_ml's own wrapper, unchanged: it finds the blocks of a 1-D-keyed
+    # collection, so the (n, 4) boxes go in as a 4-column dask DataFrame.
+    images, boxes = data
+    maps = client.persist(sensitivity_maps_dask(sens, da.from_array(images, chunks=(CHUNK, 32, 32, 3))))
+    frame = dd.from_dask_array(da.from_array(boxes, chunks=(CHUNK, 4)), columns=list(BOX_COLUMNS))
+    assert frame.npartitions == 6
+    inc = Incremental(BoxRegressor(random_state=0, eta0=0.05), random_state=5).fit(maps, frame)
+
+    order = list(range(6))
+    np.random.RandomState(5).shuffle(order)
+    sequential = BoxRegressor(random_state=0, eta0=0.05)
+    for block in order:
+        rows = slice(block * CHUNK, (block + 1) * CHUNK)
+        sequential.partial_fit(reference[rows], boxes[rows])
+    assert inc.estimator_.n_iter_ == 6
+    np.testing.assert_allclose(inc.estimator_.coef_, sequential.coef_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(inc.estimator_.intercept_, sequential.intercept_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(inc.predict(reference), sequential.predict(reference), rtol=1e-5)
+
+    # BoxIncremental takes the same frame, and one partitioned unlike the maps.
+    coarse = dd.from_dask_array(da.from_array(boxes, chunks=(20, 4)), columns=list(BOX_COLUMNS))
+    assert coarse.npartitions == 2
+    for boxes_frame in (frame, coarse):
+        ours = BoxIncremental(BoxRegressor(random_state=0, eta0=0.05), random_state=5)
+        ours.fit(maps, boxes_frame)
+        np.testing.assert_allclose(ours.estimator_.coef_, sequential.coef_, rtol=1e-5, atol=1e-8)
 
 
 def _backward_passes():
