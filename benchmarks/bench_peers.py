@@ -20,6 +20,12 @@ us, the matching one-hot / ``CategoricalScore``-like score for the peers) and
 the Gestalt Total (``target="gestalt"`` for us; for the peers, a model whose
 output is the mean of the last convolutional layer).
 
+Next to the times, ``kernel_floor_s`` is what TensorFlow's kernels of the
+exact forward + backward pass take alone (see ``bench_kernels.py``), batch by
+batch, with no overhead around them: ``floor_over_theirs`` is the lowest
+``ours_over_theirs`` that any implementation running those kernels could
+reach.
+
 xplique and tf-keras-vis are *not* dependencies of the package: run this in
 the benchmark environment described in benchmarks/README.md. A peer that
 fails to import or to run is reported with its error and skipped.
@@ -41,6 +47,7 @@ from _common import (  # noqa: E402
     build_tiny_model,
     build_vgg16,
     interleaved_medians,
+    kernel_seconds,
     load_average,
     machine_description,
     print_table,
@@ -124,7 +131,7 @@ def make_contenders(peers, model, peer_model, target, n_outputs, images, batch_s
             ])
 
         contenders["tf-keras-vis"] = vis
-    return contenders
+    return contenders, ours
 
 
 def check_agreement(contenders, failed):
@@ -153,16 +160,27 @@ def check_agreement(contenders, failed):
 
 def bench_case(label, peers, failed, model, peer_model, target, n_outputs, images, batch_size,
                repeats):
-    contenders = make_contenders(peers, model, peer_model, target, n_outputs, images, batch_size)
+    contenders, ours_transformer = make_contenders(
+        peers, model, peer_model, target, n_outputs, images, batch_size
+    )
     agreement = check_agreement(contenders, failed)
     result = interleaved_medians(contenders, repeats=repeats, warmup=1)
+    # What the kernels of the exact forward + backward pass alone take, batch
+    # by batch: no implementation that runs them, ours or a peer's, can be
+    # faster. floor / theirs is the lowest ours / theirs could ever reach.
+    gradients = ours_transformer._engine._gradients
+    floor = sum(
+        sum(kernel_seconds(gradients, images[start : start + batch_size]).values())
+        for start in range(0, len(images), batch_size)
+    )
     ours, ours_min = result["ours"]
     rows = []
     for name, (median, minimum) in result.items():
         diff, ok = agreement.get(name, (0.0, None))
         rows.append({"case": label, "target": str(target), "images": len(images),
                      "batch": batch_size, "contender": name, "median_s": median,
-                     "ours_over_theirs": ours / median, "min_s": minimum,
+                     "ours_over_theirs": ours / median, "kernel_floor_s": floor,
+                     "floor_over_theirs": floor / median, "min_s": minimum,
                      "ours_over_theirs_min": ours_min / minimum, "max_rel_diff": diff,
                      "agree": "-" if ok is None else ("yes" if ok else "NO"),
                      "repeats": repeats})
@@ -207,7 +225,8 @@ def main(argv=None):
         "ours vs peers' Saliency (same model, images, target; max over channels of |grad|)",
         rows,
         ["case", "target", "images", "batch", "contender", "median_s", "ours_over_theirs",
-         "min_s", "ours_over_theirs_min", "max_rel_diff", "agree", "repeats"],
+         "kernel_floor_s", "floor_over_theirs", "min_s", "ours_over_theirs_min", "max_rel_diff",
+         "agree", "repeats"],
     )
     for name, error in failed.items():
         print(f"NOT BENCHMARKED {name}: {error}")

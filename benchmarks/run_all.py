@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import load_average, machine_description, print_table  # noqa: E402
 
-BENCHMARKS = ["map_vs_forward", "peers", "regressor", "memory", "search"]
+BENCHMARKS = ["map_vs_forward", "kernels", "peers", "regressor", "memory", "search"]
 
 
 def run(name, python, extra, quick, directory):
@@ -87,6 +87,12 @@ def summarize(name, result):
                         f"max diff {r['bf16_max_rel_diff']:.0e} of max)")
             add(f"{r['model']} b={r['batch']}: {r['path']} / {r['vs']} (median; min){note}",
                 f"{r['ratio']:.2f}; {r['ratio_min']:.2f}", target, ok)
+    elif name == "kernels":
+        for r in result["rows"]:
+            add(f"{r['model']} b={r['batch']}: map / forward, kernel times alone (floor)",
+                f"{r['kernel_floor']:.2f} (wall {r['wall_ratio']:.2f})")
+            add(f"{r['model']}: input-gradient convs / forward convs",
+                f"{r['conv_bwd_over_fwd']:.2f}")
     elif name == "peers":
         for r in result["rows"]:
             if r["contender"] == "ours":
@@ -94,6 +100,9 @@ def summarize(name, result):
             add(f"{r['case']} target={r['target']}: ours / {r['contender']} (median; min)",
                 f"{r['ours_over_theirs']:.2f}; {r['ours_over_theirs_min']:.2f}", "<= 0.8",
                 "yes" if r["ours_over_theirs"] <= 0.8 else "NO")
+            if "floor_over_theirs" in r:
+                add(f"{r['case']} target={r['target']}: kernels alone / {r['contender']} "
+                    "(lowest reachable)", f"{r['floor_over_theirs']:.2f}")
             add(f"{r['case']} target={r['target']}: maps equal {r['contender']}'s",
                 f"max rel diff {r['max_rel_diff']:.1e}", "float tol.", r["agree"])
         for peer, error in result.get("failed", {}).items():
