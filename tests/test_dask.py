@@ -36,7 +36,8 @@ from sklearn_sensloc._store import MapStore
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 N_IMAGES = 40
-CHUNK = 7  # 6 blocks, the last of 5 images
+CHUNK = 7
+N_BLOCKS = 6  # the last of 5 images
 TIMEOUT = 120
 
 
@@ -81,6 +82,23 @@ def compute(client, collection):
     return client.compute(collection).result(timeout=TIMEOUT)
 
 
+def fit_blocks_in_dask_ml_order(regressor, maps, boxes, random_state):
+    """partial_fit over the blocks of CHUNK rows, in dask_ml's shuffled order."""
+    order = list(range(N_BLOCKS))
+    np.random.RandomState(random_state).shuffle(order)
+    assert order != sorted(order)
+    for block in order:
+        rows = slice(block * CHUNK, (block + 1) * CHUNK)
+        regressor.partial_fit(maps[rows], boxes[rows])
+    return regressor
+
+
+def assert_same_fit(fitted, expected):
+    assert fitted.n_iter_ == expected.n_iter_
+    np.testing.assert_allclose(fitted.coef_, expected.coef_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fitted.intercept_, expected.intercept_, rtol=1e-5, atol=1e-8)
+
+
 def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp_path):
     images = da.from_array(data[0], chunks=(CHUNK, 32, 32, 3))
     maps = sensitivity_maps_dask(sens, images)
@@ -120,16 +138,10 @@ def test_incremental_fit_on_the_cluster_equals_sequential_partial_fit(
     regressor = BoxRegressor(random_state=0, step_size=2, eta0=0.05)
     inc = BoxIncremental(regressor, shuffle_blocks=True, random_state=3).fit(maps, boxes_dask)
 
-    order = list(range(6))
-    np.random.RandomState(3).shuffle(order)
-    assert order != sorted(order)
-    sequential = BoxRegressor(random_state=0, step_size=2, eta0=0.05)
-    for block in order:
-        rows = slice(block * CHUNK, (block + 1) * CHUNK)
-        sequential.partial_fit(reference[rows], boxes[rows])
-    assert inc.estimator_.n_iter_ == 6
-    np.testing.assert_allclose(inc.estimator_.coef_, sequential.coef_, rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(inc.estimator_.intercept_, sequential.intercept_, rtol=1e-5, atol=1e-8)
+    sequential = fit_blocks_in_dask_ml_order(
+        BoxRegressor(random_state=0, step_size=2, eta0=0.05), reference, boxes, random_state=3
+    )
+    assert_same_fit(inc.estimator_, sequential)
     assert not hasattr(regressor, "estimators_")  # fitted a clone
 
     predicted = inc.predict(maps)
@@ -158,18 +170,13 @@ def test_dask_ml_incremental_fits_boxes_given_as_a_dask_dataframe(client, sens, 
     images, boxes = data
     maps = client.persist(sensitivity_maps_dask(sens, da.from_array(images, chunks=(CHUNK, 32, 32, 3))))
     frame = dd.from_dask_array(da.from_array(boxes, chunks=(CHUNK, 4)), columns=list(BOX_COLUMNS))
-    assert frame.npartitions == 6
+    assert frame.npartitions == N_BLOCKS
     inc = Incremental(BoxRegressor(random_state=0, eta0=0.05), random_state=5).fit(maps, frame)
 
-    order = list(range(6))
-    np.random.RandomState(5).shuffle(order)
-    sequential = BoxRegressor(random_state=0, eta0=0.05)
-    for block in order:
-        rows = slice(block * CHUNK, (block + 1) * CHUNK)
-        sequential.partial_fit(reference[rows], boxes[rows])
-    assert inc.estimator_.n_iter_ == 6
-    np.testing.assert_allclose(inc.estimator_.coef_, sequential.coef_, rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(inc.estimator_.intercept_, sequential.intercept_, rtol=1e-5, atol=1e-8)
+    sequential = fit_blocks_in_dask_ml_order(
+        BoxRegressor(random_state=0, eta0=0.05), reference, boxes, random_state=5
+    )
+    assert_same_fit(inc.estimator_, sequential)
     np.testing.assert_allclose(inc.predict(reference), sequential.predict(reference), rtol=1e-5)
 
     # BoxIncremental takes the same frame, and one partitioned unlike the maps.
@@ -177,8 +184,7 @@ def test_dask_ml_incremental_fits_boxes_given_as_a_dask_dataframe(client, sens, 
     assert coarse.npartitions == 2
     for boxes_frame in (frame, coarse):
         ours = BoxIncremental(BoxRegressor(random_state=0, eta0=0.05), random_state=5)
-        ours.fit(maps, boxes_frame)
-        np.testing.assert_allclose(ours.estimator_.coef_, sequential.coef_, rtol=1e-5, atol=1e-8)
+        assert_same_fit(ours.fit(maps, boxes_frame).estimator_, sequential)
 
 
 def _backward_passes():
