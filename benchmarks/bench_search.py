@@ -2,49 +2,56 @@
 
 Raw gradients are computed once per image and model and reused by every fold
 and candidate, so the whole search should cost little more than the single
-pass over the images that computes them. Prints both times and their ratio,
-measured side by side in one run.
+pass over the images that computes them. The two are timed side by side,
+round-robin (``--repeats`` times each, the gradient cache cleared before every
+search, so that each search computes its gradients once itself), and the
+medians compared.
 
-    python benchmarks/bench_search.py [--n-images 48] [--model vgg16-hed]
+    python benchmarks/bench_search.py [--n-images 48] [--model vgg16-hed] [--repeats 3]
 """
 
-import argparse
 import os
-import time
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sklearn.model_selection import GridSearchCV  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
+from _common import (
+    base_parser,
+    interleaved_medians,
+    load_average,
+    machine_description,
+    versions,
+    write_json,
+)
 
-from sklearn_sensloc import (  # noqa: E402
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.pipeline import Pipeline
+
+from sklearn_sensloc import (
     BoxRegressor,
     CorLocScorer,
     SensitivityTransformer,
     gradient_cache,
     make_sample_scenes,
 )
-from sklearn_sensloc._gradients import GradientEngine  # noqa: E402
+from sklearn_sensloc._gradients import GradientEngine
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=48)
     parser.add_argument("--model", default="vgg16-hed")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    n_images = 12 if args.quick else args.n_images
 
-    scenes = make_sample_scenes(args.n_images, random_state=0)
+    scenes = make_sample_scenes(n_images, random_state=0)
     X, boxes = scenes.images, scenes.boxes
-
-    warm = SensitivityTransformer(model=args.model, batch_size=args.batch_size, cache=False).fit(None)
-    warm.transform(X[:2])  # builds the model and traces the gradient function once
-
-    start = time.perf_counter()
-    SensitivityTransformer(model=args.model, batch_size=args.batch_size, cache=False).fit(None).transform(X)
-    one_pass = time.perf_counter() - start
-
-    gradient_cache.clear()
+    one_pass = SensitivityTransformer(model=args.model, batch_size=args.batch_size, cache=False)
+    one_pass.fit(None)
     pipe = Pipeline(
         [
             ("sens", SensitivityTransformer(model=args.model, batch_size=args.batch_size)),
@@ -52,19 +59,39 @@ def main():
         ]
     )
     grid = {"sens__aggregation": ["max", "mean"], "sens__pool": [4, 8], "box__eta0": [0.01, 0.1, 0.2]}
-    before = GradientEngine.images_processed
-    start = time.perf_counter()
-    search = GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
-    search_time = time.perf_counter() - start
-    backward_images = GradientEngine.images_processed - before
+    backward_images = []
 
-    print(f"model={args.model} images={args.n_images} batch_size={args.batch_size}")
-    print(f"candidates x folds: {len(search.cv_results_['params'])} x 3 (+ refit)")
-    print(f"images through a backward pass during the search: {backward_images}")
-    print(f"one transform pass: {one_pass:.2f} s")
-    print(f"whole search:       {search_time:.2f} s")
-    print(f"ratio search / one pass: {search_time / one_pass:.2f} (target <= 1.5)")
+    def search():
+        gradient_cache.clear()
+        before = GradientEngine.images_processed
+        GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
+        backward_images.append(GradientEngine.images_processed - before)
 
+    print("machine:", machine_description())
+    print(load_average())
+    times = interleaved_medians(
+        {"one pass": lambda: one_pass.transform(X), "search": search},
+        repeats=args.repeats,
+        warmup=1,
+    )
+    print(load_average())
+    (pass_median, pass_min), (search_median, search_min) = times["one pass"], times["search"]
+    row = {
+        "model": args.model, "images": n_images, "batch": args.batch_size,
+        "candidates": len(ParameterGrid(grid)), "folds": 3, "repeats": args.repeats,
+        "backward_images_per_search": max(backward_images),
+        "pass_median_s": pass_median, "search_median_s": search_median,
+        "ratio": search_median / pass_median, "ratio_min": search_min / pass_min,
+    }
+    print(f"model={args.model} images={n_images} batch_size={args.batch_size} "
+          f"repeats={args.repeats}")
+    print(f"candidates x folds: {row['candidates']} x 3 (+ refit)")
+    print(f"images through a backward pass per search: {sorted(set(backward_images))}")
+    print(f"one transform pass: median {pass_median:.2f} s, min {pass_min:.2f} s")
+    print(f"whole search:       median {search_median:.2f} s, min {search_min:.2f} s")
+    print(f"ratio search / one pass: {row['ratio']:.2f} "
+          f"(min / min {row['ratio_min']:.2f}; target <= 1.5)")
+    write_json(args.json, "search", [row], machine=machine_description(), versions=versions())
 
 if __name__ == "__main__":
     main()

@@ -34,17 +34,11 @@ BENCHMARKS = ["map_vs_forward", "kernels", "peers", "regressor", "memory", "sear
 
 
 def run(name, python, extra, quick, directory):
-    script = HERE / ("bench_search.py" if name == "search" else f"bench_{name}.py")
+    script = HERE / f"bench_{name}.py"
     if not script.exists():
         return None, f"{script.name} not found"
     out = os.path.join(directory, f"{name}.json")
-    command = [python, str(script)]
-    if name == "search":
-        if quick:
-            command += ["--n-images", "12"]
-    else:
-        command += ["--json", out] + (["--quick"] if quick else [])
-    command += extra
+    command = [python, str(script), "--json", out] + (["--quick"] if quick else []) + extra
     print(f"\n### {' '.join(command)}", flush=True)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -57,8 +51,6 @@ def run(name, python, extra, quick, directory):
     if done.returncode != 0:
         print(done.stderr[-4000:], file=sys.stderr, flush=True)
         return None, f"exit status {done.returncode} after {seconds:.0f} s"
-    if name == "search":
-        return {"log": log}, f"{seconds:.0f} s"
     with open(out) as stream:
         return json.load(stream), f"{seconds:.0f} s"
 
@@ -128,10 +120,14 @@ def summarize(name, result):
                 f"{small:.1f} -> {r['rss_extra_mb']:.1f} MiB "
                 f"({100 * r['rss_extra_growth']:+.1f}%)", "< 10%", r["rss_flat"])
     elif name == "search":
-        for line in result["log"].splitlines():
-            if line.startswith(("ratio", "images through")):
-                key, _, value = line.partition(":")
-                add(key.strip(), value.strip())
+        for r in result["rows"]:
+            add(f"{r['candidates']} candidates x {r['folds']} folds, {r['images']} images "
+                f"({r['model']}): search / one pass (median; min)",
+                f"{r['ratio']:.2f}; {r['ratio_min']:.2f}", "<= 1.5",
+                "yes" if r["ratio"] <= 1.5 else "NO")
+            add("images through a backward pass per search",
+                f"{r['backward_images_per_search']} of {r['images']}", f"{r['images']}",
+                "yes" if r["backward_images_per_search"] == r["images"] else "NO")
     return rows
 
 
