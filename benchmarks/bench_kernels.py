@@ -17,7 +17,9 @@ kernel times are added up by kind:
 running exactly these kernels, with no overhead at all, would measure: the
 floor for exact float32 gradients with this TensorFlow on this machine.
 ``conv bwd / conv fwd`` says how the input-gradient convolutions compare with
-the forward ones, which sets it.
+the forward ones, which sets it. Tracing costs a little per kernel: the sums
+are a floor for models with long kernels such as VGG16, not for the tiny CNN,
+whose kernels last microseconds (reported for reference).
 
     python benchmarks/bench_kernels.py            # tiny CNN + VGG16 224x224
     python benchmarks/bench_kernels.py --quick    # tiny CNN only
