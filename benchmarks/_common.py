@@ -130,12 +130,21 @@ def _fmt(value):
     return str(value)
 
 
+def print_header():
+    """Print what every result depends on: the machine, library versions and load."""
+    print("machine:", machine_description())
+    print("versions:", versions())
+    print(load_average(), flush=True)
+
+
 def write_json(path, benchmark, rows, **extra):
-    """Write results for ``run_all.py``; a no-op when ``path`` is None."""
+    """Write results, with the machine and versions, for ``run_all.py``; no-op if ``path`` is None."""
     if not path:
         return
+    record = {"benchmark": benchmark, "rows": rows, "machine": machine_description(),
+              "versions": versions(), **extra}
     with open(path, "w") as stream:
-        json.dump({"benchmark": benchmark, "rows": rows, **extra}, stream, indent=1, default=float)
+        json.dump(record, stream, indent=1, default=float)
 
 
 def base_parser(description):

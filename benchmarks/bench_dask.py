@@ -40,7 +40,8 @@ from _common import (  # noqa: E402
     base_parser,
     build_tiny_model,
     build_vgg16,
-    machine_description,
+    load_average,
+    print_header,
     print_table,
     random_images,
     write_json,
@@ -134,7 +135,7 @@ def main(argv=None):
     if args.quick:
         args.tiny_images, args.no_vgg = 512, True
 
-    print(f"Machine: {machine_description()}")
+    print_header()
     directory = tempfile.mkdtemp(prefix="bench-dask-")
     tiny_path = os.path.join(directory, "tiny.keras")
     build_tiny_model().save(tiny_path)
@@ -169,12 +170,9 @@ def main(argv=None):
         rows,
         ["model", "images", "path", "seconds", "images/s", "ratio", "min s", "max s"],
     )
-    try:
-        load = "load average %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        load = "load average unknown"
+    load = load_average()
     print(load)
-    write_json(args.json, "dask", rows, machine=machine_description(), load=load)
+    write_json(args.json, "dask", rows, load=load)
 
 
 if __name__ == "__main__":

@@ -37,10 +37,9 @@ from _common import (
     interleaved_medians,
     kernel_seconds,
     load_average,
-    machine_description,
+    print_header,
     print_table,
     random_images,
-    versions,
     write_json,
 )
 
@@ -100,9 +99,7 @@ def main(argv=None):
     parser.add_argument("--tiny-batch", type=int, default=32)
     args = parser.parse_args(argv)
 
-    print("machine:", machine_description())
-    print("versions:", versions())
-    print(load_average())
+    print_header()
     rows = [
         measure("tiny CNN 32x32", build_tiny_model(size=32), random_images(args.tiny_batch, 32),
                 args.repeats * 4),
@@ -120,7 +117,7 @@ def main(argv=None):
          "conv_fwd_s", "conv_bwd_s", "other_bwd_s", "wall_ratio", "kernel_floor",
          "conv_bwd_over_fwd", "map_overhead"],
     )
-    write_json(args.json, "kernels", rows, machine=machine_description(), versions=versions())
+    write_json(args.json, "kernels", rows)
     return rows
 
 

@@ -38,10 +38,9 @@ from _common import (  # noqa: E402
     build_vgg16,
     interleaved_medians,
     load_average,
-    machine_description,
+    print_header,
     print_table,
     random_images,
-    versions,
     write_json,
 )
 
@@ -184,9 +183,7 @@ def main(argv=None):
                              "mixed_bfloat16 policy (approximate maps; reports how close)")
     args = parser.parse_args(argv)
 
-    print("machine:", machine_description())
-    print("versions:", versions())
-    print(load_average())
+    print_header()
     rows = []
     tiny = build_tiny_model(size=32)
     rows += measure(
@@ -221,8 +218,7 @@ def main(argv=None):
         ["model", "batch", "path", "vs", "median_s", "base_median_s", "ratio", "min_s",
          "base_min_s", "ratio_min", "repeats"],
     )
-    write_json(args.json, "map_vs_forward", rows, machine=machine_description(),
-               versions=versions())
+    write_json(args.json, "map_vs_forward", rows)
     return rows
 
 

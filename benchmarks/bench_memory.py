@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import base_parser, machine_description, print_table, versions, write_json  # noqa: E402
+from _common import base_parser, print_header, print_table, write_json  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -148,7 +148,7 @@ def main(argv=None):
     if args.quick:
         args.n, args.batch_size = 16, 8  # N still spans two batches
 
-    print("machine:", machine_description())
+    print_header()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sensloc-bench-") as directory:
         paths = write_jpegs(directory, 10 * args.n, tuple(args.image_size))
@@ -182,7 +182,7 @@ def main(argv=None):
          "py_extra_growth", "py_flat", "rss_extra_mb", "rss_extra_growth", "rss_extra_growth_mb",
          "rss_flat", "seconds"],
     )
-    write_json(args.json, "memory", rows, machine=machine_description(), versions=versions())
+    write_json(args.json, "memory", rows)
     return rows
 
 

@@ -49,10 +49,9 @@ from _common import (  # noqa: E402
     interleaved_medians,
     kernel_seconds,
     load_average,
-    machine_description,
+    print_header,
     print_table,
     random_images,
-    versions,
     write_json,
 )
 
@@ -199,9 +198,7 @@ def main(argv=None):
     parser.add_argument("--tiny-batch", type=int, default=32)
     args = parser.parse_args(argv)
 
-    print("machine:", machine_description())
-    print("versions:", versions())
-    print(load_average())
+    print_header()
     peers, failed = load_peers()
     for name, error in failed.items():
         print(f"{name}: {error}")
@@ -230,8 +227,7 @@ def main(argv=None):
     )
     for name, error in failed.items():
         print(f"NOT BENCHMARKED {name}: {error}")
-    write_json(args.json, "peers", rows, failed=failed, machine=machine_description(),
-               versions=versions())
+    write_json(args.json, "peers", rows, failed=failed)
     return rows
 
 

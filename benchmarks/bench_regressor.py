@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import base_parser, machine_description, print_table, versions, write_json  # noqa: E402
+from _common import base_parser, print_header, print_table, write_json  # noqa: E402
 
 SIZE = 224
 
@@ -143,7 +143,7 @@ def main(argv=None):
     if args.quick:
         args.n_train, args.n_test, args.pools = 1000, 300, [8, 4]
 
-    print("machine:", machine_description())
+    print_header()
     rng = np.random.default_rng(args.seed)
     boxes = sample_boxes(args.n_train, rng)
     boxes_test = sample_boxes(args.n_test, rng)
@@ -165,7 +165,7 @@ def main(argv=None):
         ["pool", "features", "max_iter", "fit_s", "corloc_sgd", "corloc_ridge", "corloc_lstsq",
          "gap_vs_ridge", "gap_vs_lstsq", "within_1pt", "corloc_center", "ridge_s", "lstsq_s"],
     )
-    write_json(args.json, "regressor", rows, machine=machine_description(), versions=versions())
+    write_json(args.json, "regressor", rows)
     return rows
 
 

@@ -21,8 +21,7 @@ from _common import (
     base_parser,
     interleaved_medians,
     load_average,
-    machine_description,
-    versions,
+    print_header,
     write_json,
 )
 
@@ -67,8 +66,7 @@ def main():
         GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
         backward_images.append(GradientEngine.images_processed - before)
 
-    print("machine:", machine_description())
-    print(load_average())
+    print_header()
     times = interleaved_medians(
         {"one pass": lambda: one_pass.transform(X), "search": search},
         repeats=args.repeats,
@@ -91,7 +89,7 @@ def main():
     print(f"whole search:       median {search_median:.2f} s, min {search_min:.2f} s")
     print(f"ratio search / one pass: {row['ratio']:.2f} "
           f"(min / min {row['ratio_min']:.2f}; target <= 1.5)")
-    write_json(args.json, "search", [row], machine=machine_description(), versions=versions())
+    write_json(args.json, "search", [row])
 
 if __name__ == "__main__":
     main()
