@@ -114,6 +114,15 @@ def disk_store(memory):
     return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))
 
 
+def file_fingerprint(path):
+    """Key of a file that changes when it does, without reading it: path, size, date.
+
+    Raises FileNotFoundError when the file does not exist.
+    """
+    stat = os.stat(path)
+    return fingerprint("file", os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
 def fingerprint(*parts):
     """Hex digest of byte strings and values, for cache keys."""
     digest = hashlib.blake2b(digest_size=16)

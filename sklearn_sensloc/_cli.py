@@ -84,7 +84,7 @@ def run_demo(
     """
     from sklearn.model_selection import train_test_split
 
-    from ._evaluation import evaluate_localization
+    from ._evaluation import evaluate_localization, model_label
     from .datasets import make_sample_scenes
 
     stream = sys.stdout if stream is None else stream
@@ -93,7 +93,7 @@ def run_demo(
     if len(train) < 2 or len(test) < 1:
         raise ValueError(f"n_images={n_images} is too few to split into train and test parts.")
     print(f"Embedded sample: {n_images} scenes ({len(train)} train, {len(test)} test), "
-          f"seed {seed}; model {_model_name(model)}.", file=stream, flush=True)
+          f"seed {seed}; model {model_label(model)}.", file=stream, flush=True)
     result = evaluate_localization(
         data.images[train], data.boxes[train], data.images[test], data.boxes[test],
         test_labels=[data.labels[i] for i in test], model=model, target="gestalt",
@@ -186,12 +186,6 @@ def _report(result, stream, names):
     stream.flush()
 
 
-def _model_name(model):
-    from ._evaluation import model_label
-
-    return model_label(model)
-
-
 # --------------------------------------------------------------------------- parsing
 
 
@@ -229,6 +223,7 @@ def _target(text):
 
 def build_parser():
     """The ``sensloc`` argument parser."""
+    from ._evaluation import DEFAULT_SIGMAS
     from ._maps import AGGREGATIONS
     from ._models import REGISTRY
 
@@ -284,9 +279,9 @@ def build_parser():
     evaluate.add_argument("--target", type=_target, default="gestalt",
                           help="gestalt, class, a class index or a layer name (default: gestalt)")
     evaluate.add_argument("--sigmas", nargs="+", type=_non_negative_float,
-                          default=[5.0, 10.0, 20.0, 30.0, 40.0],
-                          help="heuristic sigmas in full-resolution map pixels "
-                               "(default: 5 10 20 30 40)")
+                          default=[float(sigma) for sigma in DEFAULT_SIGMAS],
+                          help="heuristic sigmas in full-resolution map pixels (default: "
+                               + " ".join(map(str, DEFAULT_SIGMAS)) + ")")
     evaluate.add_argument("--pool", type=_positive_int, default=4,
                           help="pooling of the maps fed to the learned map (default: 4)")
     evaluate.add_argument("--output", default="sensloc-evaluation",

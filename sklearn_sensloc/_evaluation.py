@@ -29,7 +29,7 @@ from ._boxes import check_box_sets, check_boxes
 from ._cache import fingerprint
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._images import ImageSource
-from ._maps import AGGREGATIONS, average_pool, normalize_maps, sensitivity_maps
+from ._maps import AGGREGATIONS, pool_and_normalize, sensitivity_maps
 from ._metrics import correct_localizations
 from ._models import model_fingerprint
 from ._progress import progress
@@ -299,9 +299,7 @@ def pooled_features(full_maps, pool, normalize="max"):
     blocks = []
     for start in range(0, len(full_maps), _CHUNK):
         chunk = np.asarray(full_maps[start : start + _CHUNK], dtype=np.float32)
-        if pool > 1:
-            chunk = average_pool(chunk, pool)
-        chunk = normalize_maps(chunk, normalize).astype(np.float32, copy=False)
+        chunk = pool_and_normalize(chunk, pool, normalize)
         blocks.append(chunk.reshape(len(chunk), -1))
     return np.concatenate(blocks)
 

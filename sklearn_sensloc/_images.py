@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ._cache import fingerprint
+from ._cache import file_fingerprint, fingerprint
 
 
 class ImageSource:
@@ -42,10 +42,9 @@ class ImageSource:
         item = self._items[index]
         if isinstance(item, str):
             try:
-                stat = os.stat(item)
+                return file_fingerprint(item)
             except FileNotFoundError:
                 raise FileNotFoundError(f"Image file not found: {item!r}.") from None
-            return fingerprint("file", os.path.abspath(item), stat.st_size, stat.st_mtime_ns)
         return fingerprint("array", item.dtype.str, item.shape, np.ascontiguousarray(item).data)
 
     def image(self, index, size):

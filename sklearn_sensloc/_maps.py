@@ -24,6 +24,11 @@ def sensitivity_maps(abs_gradients, aggregation="max", pool=1, normalize="max"):
         maps = functools.reduce(np.maximum, channels)
     else:
         maps = functools.reduce(np.add, channels) / np.float32(len(channels))
+    return pool_and_normalize(maps, pool, normalize)
+
+
+def pool_and_normalize(maps, pool, normalize):
+    """Average-pool maps of shape (n, H, W) by ``pool``, then normalize each; float32."""
     if pool > 1:
         maps = average_pool(maps, pool)
     return normalize_maps(maps, normalize).astype(np.float32, copy=False)

@@ -10,7 +10,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._cache import fingerprint
+from ._cache import file_fingerprint, fingerprint
 
 #: Channel means of the ImageNet training set, in BGR order, used by the
 #: original Caffe VGG16 ("caffe" preprocessing in Keras).
@@ -116,8 +116,7 @@ def model_fingerprint(model, keras_model):
     if isinstance(model, str) and model in REGISTRY:
         return fingerprint("registered", model)
     if isinstance(model, (str, os.PathLike)):
-        stat = os.stat(model)
-        return fingerprint("file", os.path.abspath(model), stat.st_size, stat.st_mtime_ns)
+        return file_fingerprint(model)
     weights = [np.ascontiguousarray(w).data for w in keras_model.get_weights()]
     return fingerprint("model", keras_model.to_json(), *weights)
 

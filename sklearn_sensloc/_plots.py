@@ -41,14 +41,19 @@ def _display_image(image):
     return image
 
 
-def _select(n_items, indices, max_images):
+def _layout(n_items, indices, max_images, titles, ncols):
+    """The images shown, and the rows and columns of their grid."""
     if indices is None:
-        return list(range(min(n_items, max_images)))
-    indices = [int(i) for i in indices]
-    bad = [i for i in indices if not 0 <= i < n_items]
-    if bad:
-        raise ValueError(f"indices {bad} are out of range for {n_items} images.")
-    return indices
+        shown = list(range(min(n_items, max_images)))
+    else:
+        shown = [int(i) for i in indices]
+        bad = [i for i in shown if not 0 <= i < n_items]
+        if bad:
+            raise ValueError(f"indices {bad} are out of range for {n_items} images.")
+    if titles is not None and len(titles) != len(shown):
+        raise ValueError(f"{len(titles)} titles for {len(shown)} images shown.")
+    ncols = max(1, min(ncols, len(shown)))
+    return shown, math.ceil(len(shown) / ncols), ncols
 
 
 def _save(figure, path, dpi):
@@ -57,8 +62,7 @@ def _save(figure, path, dpi):
     return figure
 
 
-def _grid(figure, n_panels, ncols):
-    nrows = math.ceil(n_panels / ncols)
+def _grid(figure, nrows, ncols):
     axes = np.atleast_1d(figure.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax in axes:
         ax.set_axis_off()
@@ -136,13 +140,9 @@ def plot_maps(
         raise ValueError(f"maps must have shape (n, M) or (n, h, w); got {maps.shape}.")
     if len(maps) != len(images):
         raise ValueError(f"{len(images)} images but {len(maps)} maps.")
-    shown = _select(len(images), indices, max_images)
-    if titles is not None and len(titles) != len(shown):
-        raise ValueError(f"{len(titles)} titles for {len(shown)} images shown.")
-    ncols = max(1, min(ncols, len(shown)))
-    nrows = math.ceil(len(shown) / ncols)
+    shown, nrows, ncols = _layout(len(images), indices, max_images, titles, ncols)
     figure = _new_figure(4.4 * ncols, 2.3 * nrows)
-    axes = _grid(figure, nrows * 2 * ncols, 2 * ncols)
+    axes = _grid(figure, nrows, 2 * ncols)
     for k, index in enumerate(shown):
         image_ax, map_ax = axes[2 * k], axes[2 * k + 1]
         image_ax.imshow(_display_image(images[index]))
@@ -223,13 +223,9 @@ def plot_boxes(
             raise ValueError(f"{len(images)} images but {len(boxes)} boxes for {name!r}.")
     if len(truth) != len(images):
         raise ValueError(f"{len(images)} images but {len(truth)} true box sets.")
-    shown = _select(len(images), indices, max_images)
-    if titles is not None and len(titles) != len(shown):
-        raise ValueError(f"{len(titles)} titles for {len(shown)} images shown.")
-    ncols = max(1, min(ncols, len(shown)))
-    nrows = math.ceil(len(shown) / ncols)
+    shown, nrows, ncols = _layout(len(images), indices, max_images, titles, ncols)
     figure = _new_figure(3.0 * ncols, 3.0 * nrows + 0.4)
-    axes = _grid(figure, nrows * ncols, ncols)
+    axes = _grid(figure, nrows, ncols)
 
     def rectangle(box, width, height, colour, style):
         xmin, ymin, xmax, ymax = box

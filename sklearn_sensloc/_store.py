@@ -32,7 +32,7 @@ from sklearn.utils import check_random_state
 from ._atomic import (
     TEMPORARY_SUFFIX,
     atomic_save_npy,
-    atomic_write_bytes,
+    atomic_write_json,
     remove_stale_temporaries,
 )
 from ._boxes import check_boxes
@@ -207,9 +207,7 @@ class MapStore:
             )
         os.makedirs(os.path.join(path, BATCH_DIRECTORY), exist_ok=True)
         manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_bytes(
-            os.path.join(path, MANIFEST), json.dumps(manifest, indent=1).encode()
-        )
+        atomic_write_json(os.path.join(path, MANIFEST), manifest)
         return cls(path, manifest, transformer, items)
 
     @classmethod
@@ -413,25 +411,26 @@ class MapStore:
         rng = check_random_state(random_state)
         order = rng.permutation(self.n_batches) if shuffle else range(self.n_batches)
         pending_rows, pending_maps, n_pending = [], [], 0
+
+        def pending():
+            indices, maps = np.concatenate(pending_rows), np.concatenate(pending_maps)
+            if shuffle:
+                permutation = rng.permutation(len(indices))
+                indices, maps = indices[permutation], maps[permutation]
+            return indices, maps
+
         for batch in order:
             rows = self.batch_rows(batch)
             pending_rows.append(np.arange(rows.start, rows.stop))
             pending_maps.append(self.read_batch(batch))
             n_pending += len(rows)
             while n_pending >= batch_size:
-                indices, maps = np.concatenate(pending_rows), np.concatenate(pending_maps)
-                if shuffle:
-                    permutation = rng.permutation(len(indices))
-                    indices, maps = indices[permutation], maps[permutation]
+                indices, maps = pending()
                 yield indices[:batch_size], maps[:batch_size]
                 pending_rows, pending_maps = [indices[batch_size:]], [maps[batch_size:]]
                 n_pending -= batch_size
         if n_pending:
-            indices, maps = np.concatenate(pending_rows), np.concatenate(pending_maps)
-            if shuffle:
-                permutation = rng.permutation(len(indices))
-                indices, maps = indices[permutation], maps[permutation]
-            yield indices, maps
+            yield pending()
 
     def to_numpy(self):
         """All maps in memory, float32 of shape ``(n_images, n_features)``."""
