@@ -33,6 +33,17 @@ def make_scenes(n_images, size=IMAGE_SIZE, seed=0):
     return images.astype(np.float32), boxes, labels
 
 
+def write_png_files(images, directory, pattern="{}.png"):
+    """Save images (0..255, rounded to uint8) as PNG files; their paths as str, in order."""
+    from PIL import Image
+
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(os.path.join(directory, pattern.format(i)))
+        Image.fromarray(np.round(image).astype(np.uint8)).save(paths[-1])
+    return paths
+
+
 def build_tiny_model(size=IMAGE_SIZE, seed=0):
     import keras
 

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from distributed import Client, KilledWorker, LocalCluster
 from dask_ml.wrappers import Incremental
-from PIL import Image
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from conftest import make_scenes
+from conftest import make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer, gradient_cache
 from sklearn_sensloc._boxes import BOX_COLUMNS
 from sklearn_sensloc._dask import (
@@ -112,10 +111,7 @@ def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp
     assert sum(builds) >= 1 and all(count <= 1 for count in builds)
 
     # Paths, read on the workers, as a list cut into chunks or as a bag.
-    paths = []
-    for i, image in enumerate(data[0][:12]):
-        paths.append(str(tmp_path / f"{i}.png"))
-        Image.fromarray(image.round().astype(np.uint8)).save(paths[-1])
+    paths = write_png_files(data[0][:12], tmp_path)
     expected = sens.transform(paths)
     from_list = sensitivity_maps_dask(sens, paths, chunk_size=5)
     assert from_list.chunks[0] == (5, 5, 2)

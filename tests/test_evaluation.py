@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_scenes
+from conftest import make_scenes, write_png_files
 from PIL import Image
 
 from sklearn_sensloc import SensitivityTransformer, corloc_score
@@ -205,10 +205,7 @@ def test_interrupted_maps_keep_finished_parts_and_resume(
 ):
     monkeypatch.setattr(evaluation, "_PART", 4)
     images, boxes, _ = make_scenes(20, seed=2)
-    paths = []
-    for i, image in enumerate(images):
-        paths.append(str(tmp_path / f"{i}.png"))
-        Image.fromarray(image.astype(np.uint8)).save(paths[-1])
+    paths = write_png_files(images, tmp_path)
     (tmp_path / "17.png").write_bytes(b"not an image")
     output = tmp_path / "out"
     kwargs = dict(model=tiny_model, output=output, batch_size=4, sigmas=[1], n_timing=0, pool=2)

@@ -2,11 +2,10 @@
 
 import joblib
 import numpy as np
-from PIL import Image
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from conftest import make_scenes
+from conftest import make_scenes, write_png_files
 from sklearn_sensloc import (
     BoxRegressor,
     CenterBoxBaseline,
@@ -57,10 +56,7 @@ def test_cross_val_score_and_heuristic_step(tiny_model, scenes):
 
 def test_paths_go_through_grid_search_splits(tiny_model, tmp_path):
     images, boxes, _ = make_scenes(30, seed=3)
-    paths = []
-    for i, image in enumerate(np.round(images).astype(np.uint8)):
-        paths.append(str(tmp_path / f"scene_{i}.png"))
-        Image.fromarray(image).save(paths[-1])
+    paths = write_png_files(images, tmp_path, "scene_{}.png")
     pipe = Pipeline(
         [("sens", SensitivityTransformer(model=tiny_model, pool=4)), ("box", BoxRegressor(max_iter=5, random_state=0))]
     )

@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from conftest import write_png_files
 from sklearn_sensloc._plots import PRED_COLOURS, TRUE_COLOUR, plot_boxes, plot_maps
 
 
@@ -51,10 +52,7 @@ def test_plot_maps_pairs_images_with_their_maps(images, tmp_path):
 
 
 def test_plot_maps_reads_paths_square_maps_and_chosen_indices(images, tmp_path):
-    paths = []
-    for i, image in enumerate(images):
-        paths.append(str(tmp_path / f"{i}.png"))
-        Image.fromarray(image).save(paths[-1])
+    paths = write_png_files(images, tmp_path)
     figure = plot_maps(paths, np.random.default_rng(1).random((5, 64)), indices=[4, 2],
                        titles=["four", "two"], ncols=1)
     shown = [ax for ax in figure.axes if ax.images]

@@ -7,9 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from conftest import build_tiny_model, make_scenes
+from conftest import build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer
 from sklearn_sensloc._gradients import GradientEngine
 from sklearn_sensloc._store import MapStore, MapStoreMismatchError, fit_from_store
@@ -31,12 +30,7 @@ def boxes():
 @pytest.fixture(scope="module")
 def image_files(tmp_path_factory, images):
     directory = tmp_path_factory.mktemp("images")
-    paths = []
-    for i, image in enumerate(images):
-        path = directory / f"{i:03d}.png"
-        Image.fromarray(image.round().astype(np.uint8)).save(path)
-        paths.append(str(path))
-    return paths
+    return write_png_files(images, directory, "{:03d}.png")
 
 
 def transformer(model, **params):

@@ -1,6 +1,7 @@
 """SensitivityTransformer and its gradient engine, on tiny Keras models."""
 
 import pickle
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 
-from conftest import IMAGE_SIZE, build_tiny_model, make_scenes
+from conftest import IMAGE_SIZE, build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import SensitivityTransformer
 
 
@@ -165,12 +166,9 @@ def test_images_as_uint8_float_lists_and_paths_agree(tiny_model, scenes, tmp_pat
     expected = sens.transform(images)
     np.testing.assert_allclose(sens.transform(images.astype(np.float64)), expected, rtol=1e-6)
     np.testing.assert_allclose(sens.transform(list(images)), expected, rtol=1e-6)
-    paths = []
-    for i, image in enumerate(images):
-        paths.append(tmp_path / f"image_{i}.png")
-        Image.fromarray(image).save(paths[-1])
+    paths = write_png_files(images, tmp_path, "image_{}.png")
+    np.testing.assert_allclose(sens.transform([Path(p) for p in paths]), expected, rtol=1e-6)
     np.testing.assert_allclose(sens.transform(paths), expected, rtol=1e-6)
-    np.testing.assert_allclose(sens.transform([str(p) for p in paths]), expected, rtol=1e-6)
 
 
 def test_images_of_other_sizes_are_resized(tiny_model, scenes, tmp_path):
