@@ -4,6 +4,8 @@ It turns a batch of images into the absolute gradient of a scalar target with
 respect to every input pixel, in one compiled backward pass per batch.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -35,12 +37,18 @@ class GradientEngine:
     preprocessing : {"caffe", "tf", "torch", "none"}
         Applied inside the compiled function, so gradients are taken with
         respect to the pixels the user gave (RGB, 0..255).
+    image_size : tuple (height, width) or None
+        Size for models that accept any size; None: the model's own.
+    class_score : {"logit", "output"}
+        For class targets: ``"logit"`` differentiates the score before a
+        final softmax (the model's output when it ends in none), ``"output"``
+        the model's output as it is.
     """
 
-    def __init__(self, model, target, preprocessing, image_size=None):
+    def __init__(self, model, target, preprocessing, image_size=None, class_score="logit"):
         self.model = model
         self.input_size = _resolve_input_size(model, image_size)
-        self.target_name, target_fn = _target_function(model, target)
+        self.target_name, target_fn = _target_function(model, target, class_score)
         self.preprocess = preprocess = _PREPROCESSORS[preprocessing]
         self.n_backward_passes = 0
 
@@ -117,11 +125,13 @@ def last_conv_layer(model):
     return convs[-1]
 
 
-def _target_function(model, target):
+def _target_function(model, target, class_score="logit"):
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        return f"class {int(target)}", _class_score(model, int(target))
+        scores, kind = _class_scores(model, class_score)
+        return f"{kind} of class {int(target)}", _class_score(model, scores, int(target))
     if target == "class":
-        return "predicted class", _class_score(model, None)
+        scores, kind = _class_scores(model, class_score)
+        return f"{kind} of the predicted class", _class_score(model, scores, None)
     if target == "gestalt":
         layer = last_conv_layer(model)
         return f"gestalt total of {layer.name!r}", _mean_activation(model, layer)
@@ -141,7 +151,48 @@ def _target_function(model, target):
     )
 
 
-def _class_score(model, class_index):
+def _class_scores(model, class_score):
+    """The function giving the class scores to differentiate, and what they are.
+
+    The paper's class score, like the saliency literature's, is the score
+    before the softmax: a softmax output also moves when *other* classes'
+    scores move, so its gradient mixes every class into the map.
+    """
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    ends_in_softmax = last is not None and _is_softmax(last)
+    if class_score == "output" or not ends_in_softmax:
+        if class_score == "output" and ends_in_softmax:
+            warnings.warn(
+                f"Model {model.name!r} ends in a softmax and class_score='output': the maps "
+                "are gradients of class probabilities, which mix every other class in. "
+                "Use class_score='logit' (the default) for the score before the softmax.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return (lambda images: model(images, training=False)), "output"
+    return _scores_before_softmax(model, last), "logit"
+
+
+def _is_softmax(layer):
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax"
+
+
+def _scores_before_softmax(model, last):
+    features = keras.Model(_single_input(model), last.input)
+    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
+        return lambda images: features(images, training=False)
+    # A layer with a softmax activation (Dense, as in VGG16): the same layer
+    # with a linear activation, on copies of its weights (never modified).
+    linear = type(last).from_config({**last.get_config(), "activation": "linear"})
+    linear.build(last.input.shape)
+    linear.set_weights(last.get_weights())
+    return lambda images: linear(features(images, training=False))
+
+
+def _class_score(model, scores, class_index):
     shape = model.output_shape
     if isinstance(shape, list) or len(shape) != 2:
         raise ValueError(
@@ -155,7 +206,7 @@ def _class_score(model, class_index):
         )
 
     def score(images):
-        outputs = model(images, training=False)
+        outputs = scores(images)
         if class_index is not None:
             return outputs[:, class_index]
         predicted = tf.stop_gradient(tf.argmax(outputs, axis=1))

@@ -35,6 +35,12 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         convolutional layer; ``"class"``: score of the predicted class; an int:
         score of that class; any other string: mean activation of the layer
         of that name (searched in nested models too).
+    class_score : {"logit", "output"}, default="logit"
+        What a class target differentiates. ``"logit"``: the class score
+        before a final softmax (the paper's score; for a model without a
+        final softmax, its output); ``"output"``: the model's output as it
+        is, class probabilities for a softmax model (warns: such maps mix in
+        every other class).
     aggregation : {"max", "mean"}, default="max"
         How the three absolute channel derivatives of a pixel are combined.
     normalize : {"max", "sum", "standard"} or None, default="max"
@@ -91,6 +97,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "model": "no_validation",
         "target": [Integral, str],
+        "class_score": [StrOptions({"logit", "output"})],
         "aggregation": [StrOptions(set(AGGREGATIONS))],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
@@ -106,6 +113,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         self,
         model="vgg16",
         target="gestalt",
+        class_score="logit",
         aggregation="max",
         normalize="max",
         pool=4,
@@ -118,6 +126,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     ):
         self.model = model
         self.target = target
+        self.class_score = class_score
         self.aggregation = aggregation
         self.normalize = normalize
         self.pool = pool
@@ -223,9 +232,16 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
         model, own_preprocessing = resolve_model(self.model)
         preprocessing = own_preprocessing if self.preprocessing == "auto" else self.preprocessing
-        self._engine = GradientEngine(model, self.target, preprocessing, self._image_size())
+        self._engine = GradientEngine(
+            model, self.target, preprocessing, self._image_size(), self.class_score
+        )
         self._gradient_key = fingerprint(
-            model_fingerprint(self.model, model), self.target, preprocessing, self._engine.input_size
+            model_fingerprint(self.model, model),
+            self.target,
+            preprocessing,
+            self._engine.input_size,
+            # Layer targets ignore class_score: their gradients stay shared.
+            self._engine.target_name,
         )
         return self._engine
 

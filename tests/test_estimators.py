@@ -13,6 +13,7 @@ from sklearn_sensloc import (
     corloc_score,
 )
 from sklearn_sensloc._boxes import to_valid_boxes
+from sklearn_sensloc._heuristic import SIGMA_GRID, TOP_FRACTION_GRID
 
 
 def linear_boxes(n_samples=600, n_features=40, noise=0.005, seed=0):
@@ -158,17 +159,17 @@ class TestHeuristicBoxEstimator:
         full = HeuristicBoxEstimator(sigma=2, top_fraction=1.0).fit(maps).predict(maps)
         np.testing.assert_allclose(full, np.tile([0, 0, 1, 1], (3, 1)))
         constant = np.ones((2, 64))
-        boxes = HeuristicBoxEstimator(sigma=3).fit(constant).predict(constant)
+        boxes = HeuristicBoxEstimator(sigma=3, top_fraction=0.2).fit(constant).predict(constant)
         np.testing.assert_allclose(boxes, np.tile([0, 0, 1, 1], (2, 1)))
 
     def test_map_shape(self):
         maps = np.zeros((2, 6 * 4))
-        est = HeuristicBoxEstimator(sigma=0, map_shape=(6, 4)).fit(maps)
+        est = HeuristicBoxEstimator(sigma=0, top_fraction=0.2, map_shape=(6, 4)).fit(maps)
         assert est.map_shape_ == (6, 4)
         with pytest.raises(ValueError, match="not a square map"):
-            HeuristicBoxEstimator().fit(np.zeros((2, 24)))
+            HeuristicBoxEstimator(sigma=0, top_fraction=0.2).fit(np.zeros((2, 24)))
         with pytest.raises(ValueError, match="does not match the 24 features"):
-            HeuristicBoxEstimator(map_shape=(5, 5)).fit(maps)
+            HeuristicBoxEstimator(sigma=0, top_fraction=0.2, map_shape=(5, 5)).fit(maps)
 
     def test_score_is_corloc(self):
         maps = np.zeros((2, 10, 10))
@@ -177,6 +178,42 @@ class TestHeuristicBoxEstimator:
         truth = np.array([[0.6, 0.2, 0.9, 0.5], [0.0, 0.0, 0.2, 0.2]])
         est = HeuristicBoxEstimator(sigma=0, top_fraction=0.09).fit(flat)
         assert est.score(flat, truth) == 50.0
+
+    def test_auto_chooses_the_smoothing_and_fraction_that_fit_the_training_boxes(self):
+        # Objects cover a block whose centre is much hotter than its edges:
+        # the paper's top 10% of the pixels enclose the centre only.
+        rng = np.random.default_rng(0)
+        maps = rng.random((30, 16, 16)) * 0.05
+        rows, cols = np.mgrid[:16, :16]
+        maps[:, 2:14, 4:12] += 0.2 + np.exp(-((rows - 7.5) ** 2 + (cols - 7.5) ** 2) / 8)[2:14, 4:12]
+        flat = maps.reshape(30, -1)
+        boxes = np.tile([4 / 16, 2 / 16, 12 / 16, 14 / 16], (30, 1))
+        paper = HeuristicBoxEstimator(sigma=0, top_fraction=0.1).fit(flat)
+        auto = HeuristicBoxEstimator().fit(flat, boxes)
+        assert paper.score(flat, boxes) == 0.0
+        assert auto.score(flat, boxes) == 100.0
+        assert (auto.sigma_, auto.fraction_) != (0.0, 0.1)
+        assert len(auto.grid_scores_) == len(SIGMA_GRID) * len(TOP_FRACTION_GRID)
+        assert max(row["corloc"] for row in auto.grid_scores_) == 100.0
+
+    def test_max_fraction_with_largest_region_is_the_cam_rule(self):
+        maps = np.zeros((1, 20, 20))
+        maps[0, 2:8, 2:8] = 1.0
+        maps[0, 4, 4] = 2.0
+        maps[0, 15:19, 15:19] = 0.8
+        flat = maps.reshape(1, -1)
+        cam = HeuristicBoxEstimator(sigma=0, max_fraction=0.4, region="largest").fit(flat)
+        np.testing.assert_allclose(cam.predict(flat), [[0.1, 0.1, 0.4, 0.4]])
+        both = HeuristicBoxEstimator(sigma=0, max_fraction=0.4).fit(flat)
+        np.testing.assert_allclose(both.predict(flat), [[0.1, 0.1, 0.95, 0.95]])
+        peak = HeuristicBoxEstimator(sigma=0, max_fraction=0.9).fit(flat)
+        np.testing.assert_allclose(peak.predict(flat), [[0.2, 0.2, 0.25, 0.25]])
+
+    def test_auto_needs_training_boxes(self):
+        with pytest.raises(ValueError, match="requires y to be passed"):
+            HeuristicBoxEstimator().fit(np.zeros((2, 16)))
+        with pytest.raises(ValueError, match="3 maps but y has 2 boxes"):
+            HeuristicBoxEstimator().fit(np.zeros((3, 16)), [[0, 0, 1, 1]] * 2)
 
 
 class TestCenterBoxBaseline:
