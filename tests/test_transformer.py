@@ -71,6 +71,39 @@ def test_predicted_class_target_uses_each_images_own_class():
         np.testing.assert_allclose(maps[i], by_class[k][i], rtol=1e-5)
 
 
+def with_softmax(model, kind):
+    """The same weights ending in a softmax: on the Dense layer, or as a layer after it."""
+    layers = [keras.Input(model.input_shape[1:]), *model.layers[:-1]]
+    dense = model.layers[-1]
+    if kind == "dense":
+        head = keras.layers.Dense(dense.units, activation="softmax")
+        softmax = keras.Sequential(layers + [head])
+        head.set_weights(dense.get_weights())
+        return softmax
+    return keras.Sequential(layers + [dense, keras.layers.Activation("softmax")])
+
+
+@pytest.mark.parametrize("kind", ["dense", "activation"])
+@pytest.mark.parametrize("target", ["class", 1])
+def test_class_targets_use_the_score_before_the_softmax(kind, target):
+    logits_model = smooth_model()
+    softmax_model = with_softmax(logits_model, kind)
+    images = np.random.default_rng(3).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+
+    def maps(model, **params):
+        sens = SensitivityTransformer(model=model, target=target, pool=1, normalize=None, **params)
+        return sens.fit(None), sens.transform(images)
+
+    _, expected = maps(logits_model)
+    sens, found = maps(softmax_model)
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-9)
+    assert sens.target_name_.startswith("logit")
+    with pytest.warns(UserWarning, match="ends in a softmax.*class_score='logit'"):
+        sens, probabilities = maps(softmax_model, class_score="output")
+    assert sens.target_name_.startswith("output")
+    assert not np.allclose(probabilities, expected, rtol=1e-2)
+
+
 def test_aggregation_max_and_mean_of_channel_gradients():
     model = smooth_model()
     images = np.random.default_rng(2).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
