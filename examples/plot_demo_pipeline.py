@@ -21,8 +21,9 @@ from sklearn_sensloc import (
     CenterBoxBaseline,
     SensitivityTransformer,
     make_sample_scenes,
+    plot_boxes,
+    plot_maps,
 )
-from sklearn_sensloc._plots import plot_boxes, plot_maps
 
 data = make_sample_scenes(80, random_state=0)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -41,7 +42,8 @@ pipe = Pipeline(
 pipe.fit(X_train, y_train)
 
 learned = pipe.score(X_test, y_test)
-center = CenterBoxBaseline().fit(X_train, y_train).score(X_test, y_test)
+center_box = CenterBoxBaseline().fit(X_train, y_train)
+center = center_box.score(X_test, y_test)
 print(f"CorLoc on {len(X_test)} test scenes: learned {learned:.1f}%, center box {center:.1f}%")
 
 # %%
@@ -52,5 +54,7 @@ maps = sens.transform(X_test[:4])
 fig_maps = plot_maps(X_test[:4], maps, sens.map_shape_, ncols=2)
 
 # %%
-# Predicted (red) and true (green) boxes (the paper's Fig. 2).
-fig_boxes = plot_boxes(X_test[:8], y_test[:8], {"learned": pipe.predict(X_test[:8])})
+# Predicted (red) and true (green) boxes (the paper's Fig. 2), with the center
+# box (dotted grey) for comparison.
+fig_boxes = plot_boxes(X_test[:8], y_test[:8], {"learned": pipe.predict(X_test[:8])},
+                       center_box=center_box.predict(X_test[:8]))

@@ -9,6 +9,7 @@ resolution. The heuristic's ``sigma`` is picked on the training scenes, as
 """
 
 # %%
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from sklearn_sensloc import (
@@ -18,9 +19,8 @@ from sklearn_sensloc import (
     SensitivityTransformer,
     corloc_score,
     make_sample_scenes,
+    plot_boxes,
 )
-from sklearn_sensloc._evaluation import pooled_features
-from sklearn_sensloc._plots import plot_boxes
 
 data = make_sample_scenes(80, random_state=2)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -43,21 +43,21 @@ best_sigma = max(scores, key=scores.get)
 heuristic = HeuristicBoxEstimator(sigma=best_sigma).fit(maps_train)
 
 # %%
-# The learned map, on the maps pooled by 4 as ``SensitivityTransformer(pool=4)``
-# would return them.
-shape = sens.map_shape_
-features_train = pooled_features(maps_train.reshape(-1, *shape), 4)
-features_test = pooled_features(maps_test.reshape(-1, *shape), 4)
+# The learned map, on the maps pooled by 4. The raw gradients are cached, so
+# the transformer with ``pool=4`` pools them again without a backward pass.
+pooled = clone(sens).set_params(pool=4).fit(None)
+features_train, features_test = pooled.transform(X_train), pooled.transform(X_test)
 learned = BoxRegressor(random_state=0).fit(features_train, y_train)
 
 predictions = {
     "learned": learned.predict(features_test),
     f"heuristic (sigma={best_sigma})": heuristic.predict(maps_test),
-    "center box": CenterBoxBaseline().fit(X_train, y_train).predict(X_test),
 }
-for name, boxes in predictions.items():
+center_box = CenterBoxBaseline().fit(X_train, y_train).predict(X_test)
+for name, boxes in {**predictions, "center box": center_box}.items():
     print(f"{name:>22}: CorLoc {corloc_score(y_test, boxes):5.1f}%")
 
 # %%
-# Both on the same test scenes; titles give each box's IoU with the truth.
-fig = plot_boxes(X_test, y_test, predictions, max_images=8, ncols=4)
+# Both on the same test scenes, the center box dotted in grey; titles give each
+# box's IoU with the truth.
+fig = plot_boxes(X_test, y_test, predictions, center_box=center_box, max_images=8, ncols=4)

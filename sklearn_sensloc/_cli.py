@@ -157,9 +157,11 @@ def _write_figures(result, images, boxes, output, n_shown=8):
     learned = f"learned ({aggregation})"
     heuristic = next(name for name in result.predictions if name.startswith(f"heuristic ({aggregation}"))
     predictions = {name: result.predictions[name][:n_shown] for name in (learned, heuristic)}
+    # Titles default to the image ids (file stems) when the images are paths.
     figures = {
-        "fig1_maps.png": plot_maps(images, maps, indices=range(min(6, n_shown)), ncols=2),
-        "fig2_boxes.png": plot_boxes(images, boxes, predictions, ncols=4),
+        "fig1_maps.png": plot_maps(images, maps, indices=range(min(6, n_shown)), ncols=3),
+        "fig2_boxes.png": plot_boxes(images, boxes, predictions, ncols=4,
+                                     center_box=result.predictions["center box"][:n_shown]),
     }
     paths = []
     for name, figure in figures.items():

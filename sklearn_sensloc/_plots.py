@@ -1,4 +1,4 @@
-"""Figures in the style of the paper: images beside their maps, predicted and true boxes.
+"""Figures in the style of the paper: maps over their images, predicted and true boxes.
 
 Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas,
 never through ``pyplot``: nothing is shown, no global figure list grows in a
@@ -7,6 +7,7 @@ loop, and the functions work on machines without a display.
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -17,13 +18,15 @@ __all__ = ["plot_maps", "plot_boxes"]
 #: Colours of predicted boxes, one per method; true boxes are drawn in green.
 PRED_COLOURS = ("#e6194b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 TRUE_COLOUR = "#3cb44b"
+#: The center-box baseline, drawn dotted in this colour when given.
+CENTER_NAME, CENTER_COLOUR = "center box", "#a9a9a9"
 
 
 def _new_figure(width, height):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height), layout="compressed")
     FigureCanvasAgg(figure)
     return figure
 
@@ -41,19 +44,39 @@ def _display_image(image):
     return image
 
 
-def _layout(n_items, indices, max_images, titles, ncols):
-    """The images shown, and the rows and columns of their grid."""
+def _image_id(image, index):
+    """The title naming an image: a file's stem (a VOC image id), else its index."""
+    if isinstance(image, (str, os.PathLike)):
+        return Path(image).stem
+    return f"image {index}"
+
+
+def _show_image(ax, image):
+    """Draw an image in pixel coordinates ``0..width`` and ``0..height``; its (height, width).
+
+    Maps and boxes drawn on the same axes then only need these two numbers,
+    whatever the photo's aspect ratio.
+    """
+    height, width = image.shape[:2]
+    ax.imshow(image, extent=(0, width, height, 0))
+    return height, width
+
+
+def _layout(images, indices, max_images, titles, ncols):
+    """The images shown, their titles (image ids by default), and their grid's rows and columns."""
     if indices is None:
-        shown = list(range(min(n_items, max_images)))
+        shown = list(range(min(len(images), max_images)))
     else:
         shown = [int(i) for i in indices]
-        bad = [i for i in shown if not 0 <= i < n_items]
+        bad = [i for i in shown if not 0 <= i < len(images)]
         if bad:
-            raise ValueError(f"indices {bad} are out of range for {n_items} images.")
-    if titles is not None and len(titles) != len(shown):
+            raise ValueError(f"indices {bad} are out of range for {len(images)} images.")
+    if titles is None:
+        titles = [_image_id(images[i], i) for i in shown]
+    elif len(titles) != len(shown):
         raise ValueError(f"{len(titles)} titles for {len(shown)} images shown.")
     ncols = max(1, min(ncols, len(shown)))
-    return shown, math.ceil(len(shown) / ncols), ncols
+    return shown, list(titles), math.ceil(len(shown) / ncols), ncols
 
 
 def _save(figure, path, dpi):
@@ -76,18 +99,26 @@ def plot_maps(
     *,
     indices=None,
     max_images=6,
-    ncols=2,
+    ncols=3,
+    overlay=True,
+    alpha=0.55,
     cmap="inferno",
     titles=None,
     path=None,
     dpi=100,
 ):
-    """Images beside their sensitivity maps, as in the paper's Fig. 1.
+    """Sensitivity maps over their images, as in the paper's Fig. 1.
+
+    A map is computed on the image resized to the model's square input; it is
+    drawn stretched back over the whole image, so that it lines up with the
+    photo at the photo's own aspect ratio. Each map is divided by its maximum,
+    so that one colour scale, from 0 to 1, serves every panel; the colour bar
+    on the right gives it.
 
     Parameters
     ----------
     images : array of shape (n, H, W, 3) or list of arrays or paths
-        The images, pixel values in 0..255.
+        The images, pixel values in 0..255, at any size.
     maps : array of shape (n, M) or (n, h, w)
         One map per image, flattened (as :class:`SensitivityTransformer`
         returns them) or 2-D.
@@ -98,12 +129,18 @@ def plot_maps(
         Which images to show; default the first ``max_images``.
     max_images : int, default=6
         Number of images shown when ``indices`` is None.
-    ncols : int, default=2
-        Image/map pairs per row.
+    ncols : int, default=3
+        Images per row.
+    overlay : bool, default=True
+        Draw each map semi-transparent over its image; False draws it in a
+        panel of its own, beside the image.
+    alpha : float, default=0.55
+        Opacity of an overlaid map.
     cmap : str, default="inferno"
         Colour map of the sensitivity maps.
     titles : sequence of str, optional
-        One title per image shown.
+        One title per image shown; default the file's stem (the VOC image
+        id, e.g. ``2008_000008``) for a path, ``image i`` for an array.
     path : str or path-like, optional
         Save the figure there (the format follows the extension).
     dpi : int, default=100
@@ -116,14 +153,19 @@ def plot_maps(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sensloc._plots import plot_maps
+    >>> from sklearn_sensloc import plot_maps
     >>> rng = np.random.default_rng(0)
-    >>> images = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    >>> images = rng.integers(0, 255, (2, 30, 40, 3), dtype=np.uint8)
     >>> maps = rng.random((2, 16 * 16))
     >>> fig = plot_maps(images, maps, (16, 16))
-    >>> len([ax for ax in fig.axes if ax.images])
-    4
+    >>> [(ax.get_title(), ax.images[1].get_extent()) for ax in fig.axes if ax.images]
+    [('image 0', [0, 40, 30, 0]), ('image 1', [0, 40, 30, 0])]
+    >>> fig.axes[-1].get_ylabel()
+    'sensitivity (normalized)'
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     maps = np.asarray(maps)
     if maps.ndim == 2:
         if map_shape is None:
@@ -140,15 +182,24 @@ def plot_maps(
         raise ValueError(f"maps must have shape (n, M) or (n, h, w); got {maps.shape}.")
     if len(maps) != len(images):
         raise ValueError(f"{len(images)} images but {len(maps)} maps.")
-    shown, nrows, ncols = _layout(len(images), indices, max_images, titles, ncols)
-    figure = _new_figure(4.4 * ncols, 2.3 * nrows)
-    axes = _grid(figure, nrows, 2 * ncols)
+    shown, titles, nrows, ncols = _layout(images, indices, max_images, titles, ncols)
+    panels = 1 if overlay else 2
+    figure = _new_figure(2.6 * panels * ncols + 0.8, 2.2 * nrows + 0.3)
+    axes = _grid(figure, nrows, panels * ncols)
     for k, index in enumerate(shown):
-        image_ax, map_ax = axes[2 * k], axes[2 * k + 1]
-        image_ax.imshow(_display_image(images[index]))
-        image_ax.set_title(titles[k] if titles is not None else f"image {index}", fontsize=9)
-        map_ax.imshow(maps[index], cmap=cmap, interpolation="nearest")
-        map_ax.set_title("sensitivity map", fontsize=9)
+        image_ax, map_ax = axes[panels * k], axes[panels * k + panels - 1]
+        height, width = _show_image(image_ax, _display_image(images[index]))
+        image_ax.set_title(titles[k], fontsize=9)
+        peak = float(maps[index].max())
+        # Nearest-neighbour: a pooled map shows its blocks as they are, not a blur of them.
+        map_ax.imshow(maps[index] / peak if peak > 0 else maps[index], cmap=cmap, vmin=0, vmax=1,
+                      alpha=alpha if overlay else None, interpolation="nearest",
+                      extent=(0, width, height, 0))
+        if not overlay:
+            map_ax.set_title("sensitivity map", fontsize=9)
+    # A mappable of its own: the colour bar is drawn opaque, not at the overlay's alpha.
+    scale = ScalarMappable(Normalize(0, 1), cmap)
+    figure.colorbar(scale, ax=axes, aspect=30, label="sensitivity (normalized)")
     return _save(figure, path, dpi)
 
 
@@ -157,6 +208,7 @@ def plot_boxes(
     true_boxes,
     pred_boxes,
     *,
+    center_box=None,
     indices=None,
     max_images=8,
     ncols=4,
@@ -167,9 +219,10 @@ def plot_boxes(
 ):
     """Predicted and true boxes drawn on the images, as in the paper's Fig. 2.
 
-    True boxes are green; each method's prediction has its own colour, and
-    the panel title gives its IoU with the best-matching true box (``ok``
-    when it counts as a correct localization, IoU > ``iou_threshold``).
+    True boxes are green; each method's prediction has its own colour. Below
+    the image id, the panel title gives each prediction's IoU with the
+    best-matching true box, and whether it is ``correct`` (IoU >
+    ``iou_threshold``, the CorLoc rule) or a ``miss``.
 
     Parameters
     ----------
@@ -180,6 +233,9 @@ def plot_boxes(
         Ground truth, one or several boxes per image.
     pred_boxes : array-like of shape (n, 4), or dict of them
         Predictions; a dict ``{method name: boxes}`` draws several methods.
+    center_box : array-like of shape (4,) or (n, 4), optional
+        The center-box baseline (as :class:`CenterBoxBaseline` predicts it),
+        drawn dotted in grey for comparison, with its IoU.
     indices : sequence of int, optional
         Which images to show; default the first ``max_images``.
     max_images : int, default=8
@@ -187,9 +243,10 @@ def plot_boxes(
     ncols : int, default=4
         Images per row.
     iou_threshold : float, default=0.5
-        The CorLoc rule used to mark a prediction ``ok``.
+        The CorLoc rule: a prediction is ``correct`` when its IoU is above.
     titles : sequence of str, optional
-        One title line per image shown, above the IoUs.
+        One title line per image shown, above the IoUs; default the file's
+        stem (the VOC image id) for a path, ``image i`` for an array.
     path : str or path-like, optional
         Save the figure there (the format follows the extension).
     dpi : int, default=100
@@ -202,12 +259,19 @@ def plot_boxes(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sensloc._plots import plot_boxes
+    >>> from sklearn_sensloc import plot_boxes
     >>> images = np.full((2, 40, 60, 3), 128, dtype=np.uint8)
     >>> truth = [[0.1, 0.1, 0.5, 0.6], [0.4, 0.2, 0.9, 0.9]]
-    >>> fig = plot_boxes(images, truth, {"learned": [[0.1, 0.1, 0.5, 0.5], [0, 0, 1, 1]]})
-    >>> [ax.get_title() for ax in fig.axes if ax.images]
-    ['learned 0.80 ok', 'learned 0.35']
+    >>> fig = plot_boxes(images, truth, {"learned": [[0.1, 0.1, 0.5, 0.5], [0, 0, 1, 1]]},
+    ...                  center_box=[0.25, 0.25, 0.75, 0.75])
+    >>> for ax in fig.axes:
+    ...     print(ax.get_title())
+    image 0
+    learned: IoU 0.80 correct
+    center box: IoU 0.24 miss
+    image 1
+    learned: IoU 0.35 miss
+    center box: IoU 0.41 miss
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
@@ -218,13 +282,21 @@ def plot_boxes(
     if len(pred_boxes) > len(PRED_COLOURS):
         raise ValueError(f"At most {len(PRED_COLOURS)} methods can be drawn; got {len(pred_boxes)}.")
     predictions = {name: check_boxes(b, name=f"pred_boxes[{name!r}]") for name, b in pred_boxes.items()}
-    for name, boxes in predictions.items():
+    # name: (boxes, colour, line style); the baseline last, apart from the methods.
+    drawn = {name: (boxes, colour, "--")
+             for colour, (name, boxes) in zip(PRED_COLOURS, predictions.items())}
+    if center_box is not None:
+        center = np.asarray(center_box, dtype=float)
+        if center.ndim == 1:
+            center = np.tile(center, (len(images), 1))
+        drawn[CENTER_NAME] = (check_boxes(center, name="center_box"), CENTER_COLOUR, ":")
+    for name, (boxes, _, _) in drawn.items():
         if len(boxes) != len(images):
             raise ValueError(f"{len(images)} images but {len(boxes)} boxes for {name!r}.")
     if len(truth) != len(images):
         raise ValueError(f"{len(images)} images but {len(truth)} true box sets.")
-    shown, nrows, ncols = _layout(len(images), indices, max_images, titles, ncols)
-    figure = _new_figure(3.0 * ncols, 3.0 * nrows + 0.4)
+    shown, titles, nrows, ncols = _layout(images, indices, max_images, titles, ncols)
+    figure = _new_figure(3.2 * ncols, 3.2 * nrows + 0.4)
     axes = _grid(figure, nrows, ncols)
 
     def rectangle(box, width, height, colour, style):
@@ -235,20 +307,18 @@ def plot_boxes(
 
     for k, index in enumerate(shown):
         ax = axes[k]
-        image = _display_image(images[index])
-        height, width = image.shape[:2]
-        ax.imshow(image)
+        height, width = _show_image(ax, _display_image(images[index]))
         for box in truth[index]:
             ax.add_patch(rectangle(box, width, height, TRUE_COLOUR, "-"))
-        lines = [titles[k]] if titles is not None else []
-        for colour, (name, boxes) in zip(PRED_COLOURS, predictions.items()):
-            ax.add_patch(rectangle(boxes[index], width, height, colour, "--"))
+        lines = [titles[k]]
+        for name, (boxes, colour, style) in drawn.items():
+            ax.add_patch(rectangle(boxes[index], width, height, colour, style))
             iou = float(box_iou(truth[index], boxes[index]).max())
-            lines.append(f"{name} {iou:.2f}" + (" ok" if iou > iou_threshold else ""))
+            lines.append(f"{name}: IoU {iou:.2f} " + ("correct" if iou > iou_threshold else "miss"))
         ax.set_title("\n".join(lines), fontsize=8)
     handles = [Line2D([], [], color=TRUE_COLOUR, linewidth=2, label="true")] + [
-        Line2D([], [], color=colour, linewidth=2, linestyle="--", label=name)
-        for colour, name in zip(PRED_COLOURS, predictions)
+        Line2D([], [], color=colour, linewidth=2, linestyle=style, label=name)
+        for name, (_, colour, style) in drawn.items()
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,
                   frameon=False)

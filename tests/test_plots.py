@@ -1,4 +1,4 @@
-"""Figures: the paper's Fig. 1 (image beside its map) and Fig. 2 (predicted vs true boxes)."""
+"""Figures: the paper's Fig. 1 (maps over their images) and Fig. 2 (predicted vs true boxes)."""
 
 import matplotlib
 import numpy as np
@@ -8,7 +8,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from conftest import write_png_files
-from sklearn_sensloc._plots import PRED_COLOURS, TRUE_COLOUR, plot_boxes, plot_maps
+from sklearn_sensloc._plots import CENTER_COLOUR, PRED_COLOURS, TRUE_COLOUR, plot_boxes, plot_maps
 
 
 def _pyplot_figures():
@@ -34,31 +34,66 @@ def images():
     return rng.integers(0, 256, (5, 40, 60, 3), dtype=np.uint8)
 
 
-def test_plot_maps_pairs_images_with_their_maps(images, tmp_path):
+def test_plot_maps_overlays_each_map_at_its_image_size(images, tmp_path):
     maps = np.zeros((5, 10 * 15))
-    maps[:, 3] = 1.0
+    maps[:, 3] = 2.0
     before = _pyplot_figures()
     figure = plot_maps(images, maps, (10, 15), max_images=3, path=tmp_path / "maps.png")
     assert isinstance(figure, Figure)
     assert _pyplot_figures() == before  # nothing registered with pyplot, nothing shown
     shown = [ax for ax in figure.axes if ax.images]
-    assert len(shown) == 6
-    np.testing.assert_array_equal(shown[0].images[0].get_array(), images[0])
-    drawn_map = shown[1].images[0].get_array()
-    assert drawn_map.shape == (10, 15) and drawn_map[0, 3] == 1.0
-    assert [ax.get_title() for ax in shown] == ["image 0", "sensitivity map"] * 1 + [
-        "image 1", "sensitivity map", "image 2", "sensitivity map"]
+    assert len(shown) == 3
+    assert [ax.get_title() for ax in shown] == ["image 0", "image 1", "image 2"]
+    photo, overlay = shown[0].images
+    np.testing.assert_array_equal(photo.get_array(), images[0])
+    # Photo and map both span the photo's 60 x 40 pixels, whatever the map's shape.
+    assert photo.get_extent() == overlay.get_extent() == [0, 60, 40, 0]
+    assert 0 < overlay.get_alpha() < 1
+    drawn_map = overlay.get_array()
+    assert drawn_map.shape == (10, 15) and drawn_map[0, 3] == 1.0  # divided by its maximum
     _check_png(tmp_path / "maps.png", (300, 150))
 
 
-def test_plot_maps_reads_paths_square_maps_and_chosen_indices(images, tmp_path):
-    paths = write_png_files(images, tmp_path)
-    figure = plot_maps(paths, np.random.default_rng(1).random((5, 64)), indices=[4, 2],
-                       titles=["four", "two"], ncols=1)
+def test_plot_maps_has_one_labelled_colour_scale(images):
+    figure = plot_maps(images, np.random.default_rng(1).random((5, 64)), max_images=4, ncols=2)
+    colorbars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1
+    assert colorbars[0].get_ylabel() == "sensitivity (normalized)"
+    assert colorbars[0].get_ylim() == (0.0, 1.0)
+    mappable = [ax for ax in figure.axes if ax.images][0].images[1]
+    assert mappable.get_clim() == (0.0, 1.0)
+
+
+def test_plot_maps_side_by_side(images):
+    figure = plot_maps(images, np.random.default_rng(1).random((5, 64)), overlay=False,
+                       max_images=2)
     shown = [ax for ax in figure.axes if ax.images]
-    assert [ax.get_title() for ax in shown[::2]] == ["four", "two"]
+    assert [ax.get_title() for ax in shown] == [
+        "image 0", "sensitivity map", "image 1", "sensitivity map"]
+    assert all(len(ax.images) == 1 for ax in shown)
+    assert shown[1].images[0].get_extent() == [0, 60, 40, 0]
+    assert shown[1].images[0].get_alpha() is None
+
+
+def test_plot_maps_reads_paths_titled_by_their_stems(images, tmp_path):
+    paths = write_png_files(images, tmp_path, pattern="2008_00000{}.png")
+    figure = plot_maps(paths, np.random.default_rng(1).random((5, 64)), indices=[4, 2], ncols=1)
+    shown = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == ["2008_000004", "2008_000002"]
     np.testing.assert_array_equal(shown[0].images[0].get_array(), images[4])
-    assert shown[1].images[0].get_array().shape == (8, 8)
+    assert shown[0].images[1].get_array().shape == (8, 8)
+    figure = plot_maps(paths, np.zeros((5, 64)), indices=[1], titles=["one"])
+    assert [ax.get_title() for ax in figure.axes if ax.images] == ["one"]
+
+
+def test_plot_maps_overlay_keeps_a_portrait_photo_tall(tmp_path):
+    portrait = np.full((1, 50, 30, 3), 200, dtype=np.uint8)
+    figure = plot_maps(portrait, np.ones((1, 7, 7)), path=tmp_path / "portrait.png")
+    ax = [ax for ax in figure.axes if ax.images][0]
+    assert ax.images[1].get_extent() == [0, 30, 50, 0]
+    box = ax.get_position()  # drawn with equal aspect: taller than wide on the page
+    width, height = figure.get_size_inches()
+    assert box.height * height > 1.5 * box.width * width
 
 
 def test_plot_maps_refuses_inconsistent_input(images):
@@ -90,18 +125,55 @@ def test_plot_boxes_draws_every_box_at_image_scale(images, tmp_path):
     assert true_box.get_xy() == pytest.approx((6.0, 8.0))
     assert (true_box.get_width(), true_box.get_height()) == pytest.approx((24.0, 16.0))
     assert matplotlib.colors.to_hex(first[2].get_edgecolor()) == PRED_COLOURS[0]
-    assert panels[0].get_title() == "learned 1.00 ok\nheuristic 0.16"
-    assert panels[1].get_title() == "learned 0.30\nheuristic 0.36"
+    assert panels[0].get_title() == (
+        "image 0\nlearned: IoU 1.00 correct\nheuristic: IoU 0.16 miss")
+    assert panels[1].get_title() == "image 1\nlearned: IoU 0.30 miss\nheuristic: IoU 0.36 miss"
     labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert labels == ["true", "learned", "heuristic"]
     _check_png(tmp_path / "boxes.png", (300, 150))
+
+
+def test_plot_boxes_center_box_dotted_grey_with_its_iou(images):
+    truth = np.tile([0.2, 0.2, 0.8, 0.8], (5, 1))
+    learned = np.tile([0.0, 0.0, 0.5, 0.5], (5, 1))
+    center = [0.25, 0.25, 0.75, 0.75]
+    for center_box in (center, np.tile(center, (5, 1))):
+        figure = plot_boxes(images, truth, {"learned": learned}, center_box=center_box,
+                            max_images=1)
+        ax = [ax for ax in figure.axes if ax.images][0]
+        drawn = ax.patches[-1]
+        assert matplotlib.colors.to_hex(drawn.get_edgecolor()) == CENTER_COLOUR
+        assert drawn.get_linestyle() == ":"
+        assert drawn.get_xy() == pytest.approx((15.0, 10.0))
+        assert ax.get_title().splitlines()[-1] == "center box: IoU 0.69 correct"
+        labels = [t.get_text() for t in figure.legends[0].get_texts()]
+        assert labels == ["true", "learned", "center box"]
+    without = plot_boxes(images, truth, {"learned": learned}, max_images=1)
+    assert len(without.axes[0].patches) == 2
+    with pytest.raises(ValueError, match="5 images but 4 boxes for 'center box'"):
+        plot_boxes(images, truth, learned, center_box=np.tile(center, (4, 1)))
+
+
+def test_plot_boxes_iou_threshold_decides_correct(images):
+    truth = np.tile([0.2, 0.2, 0.8, 0.8], (5, 1))
+    pred = np.tile([0.25, 0.25, 0.75, 0.75], (5, 1))  # IoU 0.69
+    titles = [plot_boxes(images, truth, pred, iou_threshold=t, max_images=1).axes[0].get_title()
+              for t in (0.6, 0.7)]
+    assert titles == ["image 0\npredicted: IoU 0.69 correct", "image 0\npredicted: IoU 0.69 miss"]
+
+
+def test_plot_boxes_titles_paths_by_their_stems(images, tmp_path):
+    paths = write_png_files(images, tmp_path, pattern="2009_00000{}.png")
+    boxes = np.tile([0.2, 0.2, 0.8, 0.8], (5, 1))
+    figure = plot_boxes(paths, boxes, boxes, indices=[3, 1])
+    assert [ax.get_title().splitlines()[0] for ax in figure.axes] == ["2009_000003", "2009_000001"]
 
 
 def test_plot_boxes_single_prediction_and_errors(images):
     boxes = np.tile([0.2, 0.2, 0.8, 0.8], (5, 1))
     figure = plot_boxes(images, boxes, boxes, titles=list("abcde"), max_images=5)
     panels = [ax for ax in figure.axes if ax.images]
-    assert [ax.get_title() for ax in panels] == [f"{t}\npredicted 1.00 ok" for t in "abcde"]
+    assert [ax.get_title() for ax in panels] == [f"{t}\npredicted: IoU 1.00 correct" for t in "abcde"]
     with pytest.raises(ValueError, match="5 images but 4 boxes"):
         plot_boxes(images, boxes, boxes[:4])
     with pytest.raises(ValueError, match="outside"):
