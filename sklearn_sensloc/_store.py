@@ -557,13 +557,9 @@ def fit_from_store(
 
 
 def _make_manifest(transformer, source, batch_size):
-    from ._models import REGISTRY, model_fingerprint
+    from ._models import model_fingerprint, preprocessing_key
 
     model = transformer.model
-    registered = isinstance(model, str) and model in REGISTRY
-    preprocessing = transformer.preprocessing
-    if preprocessing == "auto":
-        preprocessing = REGISTRY[model][1] if registered else "none"
     # Names and files are fingerprinted without loading the network; a
     # keras.Model by its architecture and weights.
     n_images = len(source)
@@ -579,11 +575,11 @@ def _make_manifest(transformer, source, batch_size):
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "maps": {
-            "model": model_fingerprint(model, model),
+            "model": model_fingerprint(model, model, transformer.weights),
             "model_description": _describe_model(transformer.model),
             "target": repr(transformer.target),
             "target_name": transformer.target_name_,
-            "preprocessing": preprocessing,
+            "preprocessing": preprocessing_key(transformer.preprocessing_),
             "input_size": list(transformer.input_size_),
             "aggregation": transformer.aggregation,
             "normalize": transformer.normalize,
