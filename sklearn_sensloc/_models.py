@@ -208,9 +208,10 @@ REGISTRY = {
     **{f"efficientnetv2{v}": _application(f"EfficientNetV2{v.upper()}", "none",
                                           f"efficientnetv2-{v}.h5", mb)
        for v, mb in zip(("b0", "b1", "b2", "b3", "s", "m", "l"), (29, 34, 42, 59, 88, 220, 479))},
-    **{f"convnext{size}": _application(f"ConvNeXt{size.title()}", "none", f"convnext_{size}.h5", mb)
-       for size, mb in (("tiny", 109), ("small", 192), ("base", 339), ("large", 755),
-                        ("xlarge", 1310))},
+    **{f"convnext{size.lower()}": _application(f"ConvNeXt{size}", "none",
+                                               f"convnext_{size.lower()}.h5", mb)
+       for size, mb in (("Tiny", 109), ("Small", 192), ("Base", 339), ("Large", 755),
+                        ("XLarge", 1310))},
     OFFLINE_MODEL: Classifier(
         _vgg16_hed,
         "caffe",
@@ -225,6 +226,12 @@ def _plain(name):
 
 
 _BY_PLAIN_NAME = {_plain(name): name for name in REGISTRY}
+
+
+def suggest_name(name):
+    """`` (did you mean 'resnet50'?)`` for a misspelt registered name, else ``""``."""
+    close = difflib.get_close_matches(_plain(name), list(_BY_PLAIN_NAME), n=1)
+    return f" (did you mean {_BY_PLAIN_NAME[close[0]]!r}?)" if close else ""
 
 
 def registered_name(model):
@@ -405,10 +412,8 @@ def _load_model_file(path):
             "(sensloc: --model mobilenet --weights PATH)."
         )
     if not path.endswith(".keras"):
-        suggestion = difflib.get_close_matches(_plain(path), list(_BY_PLAIN_NAME), n=1)
-        hint = f" Did you mean {_BY_PLAIN_NAME[suggestion[0]]!r}?" if suggestion else ""
         raise ValueError(
-            f"model={path!r} is neither a registered name nor a .keras file.{hint} "
+            f"model={path!r} is neither a registered name{suggest_name(path)} nor a .keras file. "
             f"Registered: {', '.join(REGISTRY)}."
         )
     if not os.path.isfile(path):
