@@ -567,7 +567,8 @@ def evaluate_localization(
     --------
     >>> import numpy as np, keras
     >>> from sklearn_sensloc import evaluate_localization
-    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3)])
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+    ...                           keras.layers.Conv2D(4, 3)])
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(0, 255, (12, 32, 32, 3))
     >>> boxes = np.tile([0.25, 0.25, 0.75, 0.75], (12, 1))
@@ -753,6 +754,7 @@ def evaluate_voc(root, train_split="trainval", test_split="test", *, classes=Non
         Classes kept; default all.
     limit : int, optional
         Keep only the first ``limit`` images of each split (a quick run).
+        Ids in both splits raise a ValueError unless ``allow_overlap=True``.
     **kwargs
         Passed to :func:`evaluate_localization`.
 

@@ -309,8 +309,8 @@ def resolve_model(model, weights=None):
     if isinstance(model, (str, os.PathLike)):
         return _load_model_file(os.fspath(model)), "none"
     raise ValueError(
-        f"model must be a keras.Model, a path to a .keras file or a registered name "
-        f"(sklearn_sensloc._models.REGISTRY); got {model!r}."
+        f"model must be a keras.Model, a path to a .keras file or one of the registered "
+        f"names ({', '.join(REGISTRY)}); got {model!r}."
     )
 
 

@@ -100,7 +100,7 @@ class MapStore:
     >>> import tempfile, numpy as np, keras
     >>> from sklearn_sensloc import SensitivityTransformer
     >>> from sklearn_sensloc._store import MapStore
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> images = np.random.default_rng(0).uniform(0, 255, (10, 16, 16, 3))
     >>> sens = SensitivityTransformer(model=model, pool=2, batch_size=4)
@@ -521,7 +521,7 @@ def fit_from_store(
     >>> import tempfile, numpy as np, keras
     >>> from sklearn_sensloc import BoxRegressor, SensitivityTransformer
     >>> from sklearn_sensloc._store import MapStore, fit_from_store
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> images = np.random.default_rng(0).uniform(0, 255, (12, 16, 16, 3))
     >>> boxes = np.tile([0.2, 0.2, 0.8, 0.8], (12, 1))

@@ -94,7 +94,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     --------
     >>> import numpy as np, keras
     >>> from sklearn_sensloc import SensitivityTransformer
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2).fit(None)
     >>> sens.transform(np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))).shape
