@@ -174,10 +174,10 @@ def _model_digest(model, weights=None):
     return model_fingerprint(model, model if isinstance(model, keras.Model) else None, weights)
 
 
-def _check_overlap(train_images, test_images, allow_overlap):
+def _check_overlap(train_keys, test_keys, test_images, allow_overlap):
     """Number of test images that are also training images; an error unless allowed."""
-    train_keys = set(_image_keys(train_images))
-    shared = [i for i, key in enumerate(_image_keys(test_images)) if key in train_keys]
+    train_keys = set(train_keys)
+    shared = [i for i, key in enumerate(test_keys) if key in train_keys]
     if not shared:
         return 0
     examples = ", ".join(
@@ -593,14 +593,15 @@ def evaluate_localization(
     class_index, counted = _class_index(test_sets, test_labels, test_difficult, class_names)
     if not counted.any():
         raise ValueError("Every test image has only difficult boxes: nothing to score.")
-    n_overlap = _check_overlap(train_images, test_images, allow_overlap)
+    keys = {"train": _image_keys(train_images), "test": _image_keys(test_images)}
+    n_overlap = _check_overlap(keys["train"], keys["test"], test_images, allow_overlap)
     regressor = BoxRegressor(random_state=random_state) if regressor is None else regressor
 
     store = _Store(output)
     computer = _MapComputer(store, model, weights, target, preprocessing, image_size, batch_size,
                             verbose)
     sens = computer.fit()
-    digests = {"train": _images_digest(train_images), "test": _images_digest(test_images)}
+    digests = {role: fingerprint(*role_keys) for role, role_keys in keys.items()}
     train_maps = computer.maps(train_images, digests["train"], aggregations, "train")
     test_maps = computer.maps(test_images, digests["test"], aggregations, "test")
     map_shape = next(iter(test_maps.values())).shape[1:]
