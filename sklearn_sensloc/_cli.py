@@ -6,14 +6,15 @@ runs the paper's protocol on a PASCAL VOC style tree. Both are thin layers over
 with any ``model`` (a small ``keras.Model`` included).
 
 Exit codes: 0 success, 1 a data error (one line naming the file), 2 a usage
-error (argparse's message), 130 interrupted. Set ``SENSLOC_TRACEBACK=1`` to
-see the traceback of a data error.
+error (argparse's message), 130 interrupted. Pass ``--debug`` (or set
+``SENSLOC_TRACEBACK=1``) to see the traceback of an error.
 """
 
 import argparse
 import io
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -34,6 +35,8 @@ def run_demo(
     n_images=DEMO_N_IMAGES,
     output=DEMO_OUTPUT,
     *,
+    weights=None,
+    preprocessing="auto",
     seed=0,
     test_size=DEMO_TEST_SIZE,
     image_size=224,
@@ -54,6 +57,8 @@ def run_demo(
     Parameters
     ----------
     model : str, path or keras.Model, default="vgg16-hed"
+        As for :class:`~sklearn_sensloc.SensitivityTransformer`.
+    weights, preprocessing
         As for :class:`~sklearn_sensloc.SensitivityTransformer`.
     n_images : int, default=120
         Number of scenes, train and test together.
@@ -79,7 +84,7 @@ def run_demo(
     Returns
     -------
     result : :class:`~sklearn.utils.Bunch`
-        What :func:`~sklearn_sensloc._evaluation.evaluate_localization`
+        What :func:`~sklearn_sensloc.evaluate_localization`
         returns, with ``figures`` (paths of the PNG files) added.
     """
     from sklearn.model_selection import train_test_split
@@ -96,7 +101,8 @@ def run_demo(
           f"seed {seed}; model {model_label(model)}.", file=stream, flush=True)
     result = evaluate_localization(
         data.images[train], data.boxes[train], data.images[test], data.boxes[test],
-        test_labels=[data.labels[i] for i in test], model=model, target="gestalt",
+        test_labels=[data.labels[i] for i in test], model=model, weights=weights,
+        preprocessing=preprocessing, target="gestalt",
         aggregations=aggregations, batch_size=batch_size, n_timing=n_timing, output=output,
         random_state=seed, verbose=verbose,
         description={"data": "embedded sample (make_sample_scenes)", "n_images": n_images,
@@ -128,8 +134,9 @@ def run_evaluate(voc, train_split="trainval", test_split="test", *, classes=None
     stream : file-like, default=sys.stdout
         Where the report is printed.
     **kwargs
-        Passed to :func:`~sklearn_sensloc._evaluation.evaluate_localization`
-        (``model``, ``target``, ``aggregations``, ``sigmas``, ``pool``, ...).
+        Passed to :func:`~sklearn_sensloc.evaluate_localization`
+        (``model``, ``weights``, ``preprocessing``, ``target``,
+        ``aggregations``, ``sigmas``, ``pool``, ``allow_overlap``, ...).
 
     Returns
     -------
@@ -218,6 +225,15 @@ def _fraction(text):
     return value
 
 
+def _image_size(text):
+    """'224' (square) or '240x320' (height x width)."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
+        sizes = [int(p) for p in parts]
+        return (sizes[0], sizes[-1])
+    raise argparse.ArgumentTypeError(f"expected a size like 224 or 240x320, got {text!r}")
+
+
 def _target(text):
     """'gestalt', 'class', a class index or a layer name."""
     return int(text) if text.lstrip("-").isdigit() else text
@@ -227,7 +243,7 @@ def build_parser():
     """The ``sensloc`` argument parser."""
     from ._evaluation import DEFAULT_SIGMAS
     from ._maps import AGGREGATIONS
-    from ._models import REGISTRY
+    from ._models import PREPROCESSINGS
 
     parser = argparse.ArgumentParser(
         prog="sensloc",
@@ -237,10 +253,17 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
-    models = ", ".join(sorted(REGISTRY))
     common.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"registered model ({models}) or a .keras file "
-                             f"(default: {DEFAULT_MODEL}, offline)")
+                        help="a keras.applications ImageNet classifier by name (vgg16, resnet50, "
+                             "mobilenet, efficientnetb0, convnexttiny, ...; downloaded by Keras "
+                             "unless --weights), vgg16-hed (offline) or a .keras file "
+                             f"(default: {DEFAULT_MODEL})")
+    common.add_argument("--weights", metavar="FILE", default=None,
+                        help="weights file for the architecture named by --model, instead of "
+                             "its download (mobilenet: the width is read from the file)")
+    common.add_argument("--preprocessing", choices=("auto", *PREPROCESSINGS), default="auto",
+                        help="pixel preprocessing before the network: auto is a named model's "
+                             "own and none for a .keras file (default: auto)")
     common.add_argument("--aggregation", nargs="+", choices=AGGREGATIONS, default=["max"],
                         help="aggregation(s) of the channel derivatives (default: max)")
     common.add_argument("--batch-size", type=_positive_int, default=None,
@@ -248,6 +271,8 @@ def build_parser():
     common.add_argument("--timing-images", type=int, default=None, metavar="N",
                         help="test images timed (forward pass, map); 0 skips the timings")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (or set SENSLOC_TRACEBACK=1)")
 
     demo = commands.add_parser(
         "demo", parents=[common],
@@ -290,21 +315,38 @@ def build_parser():
                           help="output folder; a rerun resumes (default: sensloc-evaluation)")
     evaluate.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                           help="only the first N images of each split")
+    evaluate.add_argument("--image-size", type=_image_size, default=None, metavar="SIZE",
+                          help="images resized to SIZE (224 or HxW) for a model that accepts "
+                               "any size (default: the model's own, else 224)")
+    evaluate.add_argument("--allow-overlap", action="store_true",
+                          help="score test images that are also training images (inflated "
+                               "CorLoc; recorded in summary.json) instead of refusing")
+    evaluate.add_argument("--min-class-images", type=_positive_int, default=20, metavar="N",
+                          help="Table 1 also averages the classes with at least N test "
+                               "images (default: 20)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the regressor (default: 0)")
     return parser
 
 
 def _check_usage(parser, args):
     """Checks that argparse's types cannot express; a failure exits with code 2."""
-    from ._models import REGISTRY
+    from ._models import REGISTRY, registered_name, suggest_name
 
     model = args.model
-    if model not in REGISTRY:
+    if registered_name(model) is None:
+        if model.endswith(".h5"):
+            parser.error(f"--model {model!r} is a weights file: name its architecture and pass "
+                         f"the file with --weights, e.g. --model mobilenet --weights {model}")
         if not model.endswith(".keras"):
-            parser.error(f"--model {model!r}: not a registered model ({', '.join(sorted(REGISTRY))}) "
-                         "nor a .keras file")
+            parser.error(f"--model {model!r}: not a registered model{suggest_name(model)} nor a "
+                         f".keras file; registered: {', '.join(REGISTRY)}")
         if not os.path.isfile(model):
             parser.error(f"--model {model!r}: no such file")
+        if args.weights is not None:
+            parser.error("--weights is for a registered --model name; a .keras file has its "
+                         "own weights")
+    if args.weights is not None and not os.path.isfile(args.weights):
+        parser.error(f"--weights {args.weights!r}: no such file")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         parser.error(f"--output {args.output!r} exists and is not a folder")
     if args.timing_images is not None and args.timing_images < 0:
@@ -322,30 +364,47 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(parser, args)
-    options = {"model": args.model, "aggregations": args.aggregation, "verbose": not args.quiet}
+    options = {"model": args.model, "weights": args.weights, "preprocessing": args.preprocessing,
+               "aggregations": args.aggregation, "verbose": not args.quiet}
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
     if args.timing_images is not None:
         options["n_timing"] = args.timing_images
+    if args.command == "evaluate":
+        options.update(image_size=args.image_size, allow_overlap=args.allow_overlap,
+                       min_class_images=args.min_class_images)
+    debug = args.debug or bool(os.environ.get("SENSLOC_TRACEBACK"))
     try:
-        if args.command == "demo":
-            run_demo(n_images=args.n_images, output=args.output, seed=args.seed,
-                     test_size=args.test_size, **options)
-        else:
-            run_evaluate(args.voc, args.train_split, args.test_split, classes=args.classes,
-                         limit=args.limit, output=args.output, target=args.target,
-                         sigmas=args.sigmas, pool=args.pool, random_state=args.seed, **options)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _show_warning
+            if args.command == "demo":
+                run_demo(n_images=args.n_images, output=args.output, seed=args.seed,
+                         test_size=args.test_size, **options)
+            else:
+                run_evaluate(args.voc, args.train_split, args.test_split, classes=args.classes,
+                             limit=args.limit, output=args.output, target=args.target,
+                             sigmas=args.sigmas, pool=args.pool, random_state=args.seed,
+                             **options)
     except KeyboardInterrupt:
         print("sensloc: interrupted; finished steps are kept and a rerun resumes.",
               file=sys.stderr)
         return 130
-    except (OSError, ValueError) as error:
-        if os.environ.get("SENSLOC_TRACEBACK"):
+    except Exception as error:
+        if debug:
             raise
         message = " ".join(str(error).split())
+        if not isinstance(error, (OSError, ValueError, ImportError)):
+            # Not an error this package raises on purpose: say what it was and how to see more.
+            message = f"{type(error).__name__}: {message} (rerun with --debug for the traceback)"
         print(f"sensloc: error: {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # One line, without the source location that means nothing to a command-line user.
+    print(f"sensloc: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -88,7 +88,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
     >>> import dask.array as da, numpy as np, keras
     >>> from sklearn_sensloc import SensitivityTransformer
     >>> from sklearn_sensloc._dask import sensitivity_maps_dask
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2)
     >>> images = da.random.uniform(0, 255, (10, 16, 16, 3), chunks=(4, 16, 16, 3))

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,8 @@ from ._cache import fingerprint
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, pool_and_normalize, sensitivity_maps
-from ._metrics import correct_localizations
-from ._models import model_fingerprint
+from ._metrics import corloc_interval, correct_localizations
+from ._models import model_fingerprint, preprocessing_key, preprocessing_label
 from ._progress import progress
 from ._regressor import BoxRegressor
 from ._tables import make_table, table_csv, table_markdown
@@ -156,16 +157,45 @@ def _digest(*parts):
     ))
 
 
-def _images_digest(images):
-    """Key of an image set: file names, sizes and dates for paths, bytes for arrays."""
+def _image_keys(images):
+    """Key of each image: file name, size and date for a path, bytes for an array."""
     source = ImageSource(images)
-    return fingerprint(*(source.key(i) for i in range(len(source))))
+    return [source.key(i) for i in range(len(source))]
 
 
-def _model_digest(model):
+def _images_digest(images):
+    """Key of an image set."""
+    return fingerprint(*_image_keys(images))
+
+
+def _model_digest(model, weights=None):
     import keras
 
-    return model_fingerprint(model, model if isinstance(model, keras.Model) else None)
+    return model_fingerprint(model, model if isinstance(model, keras.Model) else None, weights)
+
+
+def _check_overlap(train_keys, test_keys, test_images, allow_overlap):
+    """Number of test images that are also training images; an error unless allowed."""
+    train_keys = set(train_keys)
+    shared = [i for i, key in enumerate(test_keys) if key in train_keys]
+    if not shared:
+        return 0
+    examples = ", ".join(
+        os.path.basename(test_images[i]) if isinstance(test_images[i], (str, os.PathLike))
+        else f"#{i}"
+        for i in shared[:5]
+    )
+    message = (
+        f"{len(shared)} of {len(test_images)} test images are also training images "
+        f"(e.g. {examples}): their CorLoc is inflated."
+    )
+    if not allow_overlap:
+        raise ValueError(
+            f"{message} Use disjoint train and test splits, or pass allow_overlap=True "
+            "(sensloc: --allow-overlap) to score them anyway."
+        )
+    warnings.warn(f"{message} Scored anyway (allow_overlap=True).", UserWarning, stacklevel=3)
+    return len(shared)
 
 
 def model_label(model):
@@ -189,16 +219,18 @@ class _MapComputer:
     returns, because every normalization is invariant to the per-map scale.
     """
 
-    def __init__(self, store, model, target, preprocessing, image_size, batch_size, verbose):
+    def __init__(self, store, model, weights, target, preprocessing, image_size, batch_size,
+                 verbose):
         self.store = store
         self.transformer = SensitivityTransformer(
-            model=model, target=target, pool=1, normalize="max", preprocessing=preprocessing,
-            image_size=image_size, batch_size=batch_size, verbose=verbose,
+            model=model, weights=weights, target=target, pool=1, normalize="max",
+            preprocessing=preprocessing, image_size=image_size, batch_size=batch_size,
+            verbose=verbose,
             # These maps are cached whole below; raw gradients would only churn the LRU.
             cache=False,
         )
-        self.model_digest = _model_digest(model)
-        self.settings = (target, preprocessing, image_size)
+        self.model_digest = _model_digest(model, weights)
+        self.settings = (target, preprocessing_key(preprocessing), image_size)
 
     def fit(self):
         if not hasattr(self.transformer, "input_size_"):
@@ -358,17 +390,33 @@ def _class_index(test_boxes, test_labels, test_difficult, class_names):
     return index, counted
 
 
-def _scores(pred, test_boxes, class_index, counted, iou_threshold):
+def _hits(pred, test_boxes, class_index, counted, iou_threshold):
+    """Per counted test image, and per class, whether ``pred`` localizes it."""
     overall_rows = np.flatnonzero(counted)
-    overall = 100.0 * correct_localizations(
+    overall = correct_localizations(
         [test_boxes[i] for i in overall_rows], pred[overall_rows], iou_threshold
-    ).mean()
+    )
     per_class = {
-        name: 100.0 * correct_localizations(boxes, pred[rows], iou_threshold).mean()
+        name: correct_localizations(boxes, pred[rows], iou_threshold)
         for name, (rows, boxes) in class_index.items()
     }
+    return overall, per_class
+
+
+def _scores(pred, test_boxes, class_index, counted, iou_threshold):
+    return _corlocs(*_hits(pred, test_boxes, class_index, counted, iou_threshold))
+
+
+def _corlocs(overall, per_class):
+    """(CorLoc, mean of the per-class CorLocs, per-class CorLocs) of the hits."""
+    per_class = {name: 100.0 * hits.mean() for name, hits in per_class.items()}
     mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return float(overall), mean, per_class
+    return float(100.0 * overall.mean()), mean, per_class
+
+
+def _interval_text(hits):
+    low, high = corloc_interval(hits)
+    return f"{low:.0f}-{high:.0f}"
 
 
 def _learned_step(regressor, train_maps, train_boxes, test_maps, pool):
@@ -409,6 +457,7 @@ def evaluate_localization(
     test_difficult=None,
     class_names=None,
     model="vgg16-hed",
+    weights=None,
     target="gestalt",
     aggregations=("max",),
     pool=4,
@@ -418,6 +467,8 @@ def evaluate_localization(
     top_fraction=0.2,
     regressor=None,
     iou_threshold=0.5,
+    min_class_images=20,
+    allow_overlap=False,
     n_timing=64,
     batch_size=32,
     output=None,
@@ -452,7 +503,7 @@ def evaluate_localization(
     class_names : list of str, optional
         Order of the per-class columns; classes absent from the test images
         are left out.
-    model, target, preprocessing, image_size, batch_size
+    model, weights, target, preprocessing, image_size, batch_size
         Passed to :class:`SensitivityTransformer`.
     aggregations : sequence of {"max", "mean"}, default=("max",)
         One set of results per aggregation; all come from one backward pass.
@@ -468,6 +519,13 @@ def evaluate_localization(
         Cloned for each aggregation; default ``BoxRegressor(random_state=random_state)``.
     iou_threshold : float, default=0.5
         Hits need IoU strictly greater than this.
+    min_class_images : int, default=20
+        Table 1 also gives the mean over the classes with at least this many
+        test images: a class of a few images swings the plain mean by chance.
+    allow_overlap : bool, default=False
+        Test images that are also training images (same file, or same array
+        content) raise a ValueError, since their CorLoc is inflated; True
+        scores them anyway, with a warning, and records their number.
     n_timing : int, default=64
         Test images timed (forward pass, map, box); 0 skips the timings.
     output : str or path, optional
@@ -508,8 +566,9 @@ def evaluate_localization(
     Examples
     --------
     >>> import numpy as np, keras
-    >>> from sklearn_sensloc._evaluation import evaluate_localization
-    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3)])
+    >>> from sklearn_sensloc import evaluate_localization
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+    ...                           keras.layers.Conv2D(4, 3)])
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(0, 255, (12, 32, 32, 3))
     >>> boxes = np.tile([0.25, 0.25, 0.75, 0.75], (12, 1))
@@ -534,11 +593,15 @@ def evaluate_localization(
     class_index, counted = _class_index(test_sets, test_labels, test_difficult, class_names)
     if not counted.any():
         raise ValueError("Every test image has only difficult boxes: nothing to score.")
+    keys = {"train": _image_keys(train_images), "test": _image_keys(test_images)}
+    n_overlap = _check_overlap(keys["train"], keys["test"], test_images, allow_overlap)
     regressor = BoxRegressor(random_state=random_state) if regressor is None else regressor
 
     store = _Store(output)
-    computer = _MapComputer(store, model, target, preprocessing, image_size, batch_size, verbose)
-    digests = {"train": _images_digest(train_images), "test": _images_digest(test_images)}
+    computer = _MapComputer(store, model, weights, target, preprocessing, image_size, batch_size,
+                            verbose)
+    sens = computer.fit()
+    digests = {role: fingerprint(*role_keys) for role, role_keys in keys.items()}
     train_maps = computer.maps(train_images, digests["train"], aggregations, "train")
     test_maps = computer.maps(test_images, digests["test"], aggregations, "test")
     map_shape = next(iter(test_maps.values())).shape[1:]
@@ -568,42 +631,71 @@ def evaluate_localization(
     center = CenterBoxBaseline().fit(np.zeros(len(train_boxes)), train_boxes)
     predictions["center box"] = center.predict(np.zeros(len(test_sets)))
 
-    scores = {name: _scores(pred, test_sets, class_index, counted, iou_threshold)
-              for name, pred in predictions.items()}
+    hits = {name: _hits(pred, test_sets, class_index, counted, iou_threshold)
+            for name, pred in predictions.items()}
+    scores = {name: _corlocs(*name_hits) for name, name_hits in hits.items()}
     n_counted = int(counted.sum())
+    settings = {
+        "model": model_label(model), "weights": None if weights is None else os.fspath(weights),
+        "preprocessing": preprocessing_label(sens.preprocessing_),
+        "image_size": list(sens.input_size_), "target": target,
+    }
     base_notes = [
         f"{len(train_boxes)} training images, {n_counted} test images; a hit is IoU > "
         f"{iou_threshold:g} with any ground-truth box of the image (of the class, per class).",
-        f"model {model_label(model)}, target {target!r}; learned map on maps pooled by {pool}, "
-        f"heuristic on full-resolution {map_shape[0]}x{map_shape[1]} maps, top {top_fraction:g} "
-        "of the pixels, sigma chosen on the training images.",
-    ]
+        f"model {settings['model']}"
+        + (f" with weights {settings['weights']}" if weights is not None else "")
+        + f", preprocessing {settings['preprocessing']}, images {map_shape[0]}x{map_shape[1]}, "
+        f"target {target!r}; learned map on maps pooled by {pool}, heuristic on full-resolution "
+        f"maps, top {top_fraction:g} of the pixels, sigma chosen on the training images.",
+    ] + ([f"{n_overlap} test images are also training images (allow_overlap=True): "
+          "their CorLoc is inflated."] if n_overlap else [])
     classes = list(class_index)
+    class_sizes = {name: len(rows) for name, (rows, _) in class_index.items()}
+    large = [name for name in classes if class_sizes[name] >= min_class_images]
+    large_mean = f"mean (n>={min_class_images})"
     table1 = make_table(
-        "table1_per_class", ["method", "mean", *classes],
-        [{"method": name, "mean": s[1], **s[2]} for name, s in scores.items()],
-        base_notes + ['"mean" is the mean of the per-class CorLocs; a class column counts the '
-                      "test images with a non-difficult object of that class."],
+        "table1_per_class", ["method", "mean", large_mean, *classes],
+        [{"method": name, "mean": s[1], **s[2],
+          large_mean: float(np.mean([s[2][c] for c in large])) if large else float("nan")}
+         for name, s in scores.items()]
+        + [{"method": "n_test", "mean": "", large_mean: "", **class_sizes}],
+        base_notes + [
+            '"mean" is the mean of the per-class CorLocs; a class column counts the test images '
+            'with a non-difficult object of that class (row "n_test"); '
+            f'"{large_mean}" keeps the {len(large)} classes with at least {min_class_images} '
+            "test images."
+        ] + [
+            f"95% intervals (Wilson) of {name}: "
+            + ", ".join(f"{c} {_interval_text(h)}" for c, h in class_hits.items())
+            for name, (_, class_hits) in hits.items()
+        ],
     )
     rows2 = []
     for i, sigma in enumerate(sigmas):
         row = {"sigma": sigma}
         for agg in aggregations:
             test_pred = np.asarray(sweep[agg]["test_boxes"][i])
-            row[f"test ({agg})"] = _scores(test_pred, test_sets, class_index, counted,
-                                           iou_threshold)[0]
+            test_hits = _hits(test_pred, test_sets, class_index, counted, iou_threshold)[0]
+            row[f"test ({agg})"] = float(100.0 * test_hits.mean())
+            row[f"test 95% ({agg})"] = _interval_text(test_hits)
             row[f"train ({agg})"] = sweep[agg]["train_corloc"][i]
         rows2.append(row)
-    columns2 = ["sigma"] + [f"{side} ({agg})" for agg in aggregations for side in ("test", "train")]
+    columns2 = ["sigma"] + [f"{side} ({agg})" for agg in aggregations
+                            for side in ("test", "test 95%", "train")]
     table2 = make_table("table2_heuristic_sigma", columns2, rows2,
                     base_notes[:1] + [f"sigma in pixels of the {map_shape[0]}x{map_shape[1]} maps; "
                                       f"top {top_fraction:g} of the pixels kept; train: CorLoc "
-                                      "on the training images, which choose sigma."])
+                                      "on the training images, which choose sigma; test 95%: "
+                                      "Wilson interval of the test CorLoc."])
     table3 = make_table(
-        "table3_methods", ["method", "corloc", "mean_per_class", "n_test"],
-        [{"method": name, "corloc": s[0], "mean_per_class": s[1], "n_test": n_counted}
+        "table3_methods",
+        ["method", "corloc", "corloc_low", "corloc_high", "mean_per_class", "n_test"],
+        [{"method": name, "corloc": s[0],
+          **dict(zip(("corloc_low", "corloc_high"), corloc_interval(hits[name][0]))),
+          "mean_per_class": s[1], "n_test": n_counted}
          for name, s in scores.items()],
-        base_notes,
+        base_notes + ["corloc_low, corloc_high: 95% Wilson interval of the CorLoc."],
     )
     tables = {t["name"]: t for t in (table1, table2, table3)}
 
@@ -624,11 +716,12 @@ def evaluate_localization(
     for name, table in tables.items():
         files += store.write_table(name, table)
     summary = {
-        "model": model_label(model), "target": target, "aggregations": aggregations,
+        **settings, "aggregations": aggregations,
         "pool": pool, "sigmas": sigmas, "top_fraction": top_fraction,
         "iou_threshold": iou_threshold, "n_train": len(train_boxes), "n_test": n_counted,
         "chosen_sigma": chosen_sigma, "random_state": random_state,
-        "regressor": repr(regressor), **(description or {}),
+        "regressor": repr(regressor), "allow_overlap": allow_overlap, "n_overlap": n_overlap,
+        "min_class_images": min_class_images, **(description or {}),
     }
     if store.root is not None:
         text = "# sklearn-sensloc evaluation\n\n" + "".join(
@@ -662,6 +755,7 @@ def evaluate_voc(root, train_split="trainval", test_split="test", *, classes=Non
         Classes kept; default all.
     limit : int, optional
         Keep only the first ``limit`` images of each split (a quick run).
+        Ids in both splits raise a ValueError unless ``allow_overlap=True``.
     **kwargs
         Passed to :func:`evaluate_localization`.
 

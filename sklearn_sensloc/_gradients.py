@@ -34,9 +34,10 @@ class GradientEngine:
         ``"gestalt"``: mean activation of the last convolutional layer;
         ``"class"``: score of the predicted class; an int: score of that class;
         any other string: mean activation of the layer of that name.
-    preprocessing : {"caffe", "tf", "torch", "none"}
+    preprocessing : {"caffe", "tf", "torch", "none"} or callable
         Applied inside the compiled function, so gradients are taken with
-        respect to the pixels the user gave (RGB, 0..255).
+        respect to the pixels the user gave (RGB, 0..255). A callable gets
+        a float32 tensor of such pixels.
     image_size : tuple (height, width) or None
         Size for models that accept any size; None: the model's own.
     class_score : {"logit", "output"}
@@ -49,7 +50,9 @@ class GradientEngine:
         self.model = model
         self.input_size = _resolve_input_size(model, image_size)
         self.target_name, target_fn = _target_function(model, target, class_score)
-        self.preprocess = preprocess = _PREPROCESSORS[preprocessing]
+        self.preprocess = preprocess = (
+            _on_tensor(preprocessing) if callable(preprocessing) else _PREPROCESSORS[preprocessing]
+        )
         self.n_backward_passes = 0
 
         spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
@@ -272,6 +275,12 @@ def _input_feeding(model, child):
 def _single_input(model):
     # A one-element list would make Keras warn on every call with a tensor.
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
+def _on_tensor(function):
+    # Keras' preprocess_input functions divide numpy arrays in place: a tensor
+    # keeps the caller's batch intact (the timings reuse it).
+    return lambda images: function(tf.convert_to_tensor(images, tf.float32))
 
 
 def _caffe(images):

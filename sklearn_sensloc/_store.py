@@ -100,7 +100,7 @@ class MapStore:
     >>> import tempfile, numpy as np, keras
     >>> from sklearn_sensloc import SensitivityTransformer
     >>> from sklearn_sensloc._store import MapStore
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> images = np.random.default_rng(0).uniform(0, 255, (10, 16, 16, 3))
     >>> sens = SensitivityTransformer(model=model, pool=2, batch_size=4)
@@ -521,7 +521,7 @@ def fit_from_store(
     >>> import tempfile, numpy as np, keras
     >>> from sklearn_sensloc import BoxRegressor, SensitivityTransformer
     >>> from sklearn_sensloc._store import MapStore, fit_from_store
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> images = np.random.default_rng(0).uniform(0, 255, (12, 16, 16, 3))
     >>> boxes = np.tile([0.2, 0.2, 0.8, 0.8], (12, 1))
@@ -557,13 +557,9 @@ def fit_from_store(
 
 
 def _make_manifest(transformer, source, batch_size):
-    from ._models import REGISTRY, model_fingerprint
+    from ._models import model_fingerprint, preprocessing_key
 
     model = transformer.model
-    registered = isinstance(model, str) and model in REGISTRY
-    preprocessing = transformer.preprocessing
-    if preprocessing == "auto":
-        preprocessing = REGISTRY[model][1] if registered else "none"
     # Names and files are fingerprinted without loading the network; a
     # keras.Model by its architecture and weights.
     n_images = len(source)
@@ -579,11 +575,11 @@ def _make_manifest(transformer, source, batch_size):
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "maps": {
-            "model": model_fingerprint(model, model),
+            "model": model_fingerprint(model, model, transformer.weights),
             "model_description": _describe_model(transformer.model),
             "target": repr(transformer.target),
             "target_name": transformer.target_name_,
-            "preprocessing": preprocessing,
+            "preprocessing": preprocessing_key(transformer.preprocessing_),
             "input_size": list(transformer.input_size_),
             "aggregation": transformer.aggregation,
             "normalize": transformer.normalize,

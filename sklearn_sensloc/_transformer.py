@@ -26,10 +26,17 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     model : str, path or keras.Model, default="vgg16"
-        ``"vgg16"``: Keras' ImageNet VGG16 (downloads its weights on first
-        use); ``"vgg16-hed"``: the offline VGG16 backbone (needs the
-        ``offline`` extra); a path to a ``.keras`` file (loaded in Keras' safe
-        mode); or a ``keras.Model`` taking ``(batch, H, W, 3)`` images.
+        A registered name: a ``keras.applications`` ImageNet classifier by its
+        lower-case name (``"vgg16"``, ``"resnet50"``, ``"mobilenet"``,
+        ``"efficientnetb0"``, ...; Keras downloads its weights when ``fit``
+        first needs them, unless ``weights`` is given) or ``"vgg16-hed"``, the
+        offline VGG16 backbone (needs the ``offline`` extra); a path to a
+        ``.keras`` file (loaded in Keras' safe mode); or a ``keras.Model``
+        taking ``(batch, H, W, 3)`` images.
+    weights : str, path or None, default=None
+        For a registered name: a weights file of that architecture to use
+        instead of the downloaded ImageNet weights (for ``"mobilenet"`` the
+        width ``alpha`` is read from the file). None: the name's own weights.
     target : {"gestalt", "class"}, int or str, default="gestalt"
         ``"gestalt"``: the Gestalt Total, mean activation of the last
         convolutional layer; ``"class"``: score of the predicted class; an int:
@@ -55,10 +62,14 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     image_size : tuple of int (height, width) or None, default=None
         Size images are resized to. None uses the model's input size, or
         224x224 when the model accepts any size.
-    preprocessing : {"auto", "caffe", "tf", "torch", "none"}, default="auto"
-        Pixel preprocessing applied before the network. ``"auto"`` uses the
-        registered model's own (``"caffe"`` for VGG16) and ``"none"`` for
-        user models, which are expected to include their own rescaling.
+    preprocessing : {"auto", "caffe", "tf", "torch", "none"} or callable, default="auto"
+        Pixel preprocessing applied before the network, inside the compiled
+        gradient function. ``"auto"`` uses the registered model's own
+        (``"caffe"`` for VGG16) and ``"none"`` for user models, with a warning
+        when such a model has no rescaling layer of its own. A callable takes
+        a float batch of RGB 0..255 pixels (a tensor) and returns the
+        network's input, e.g. ``keras.applications.mobilenet.preprocess_input``;
+        a module-level function keeps the transformer picklable.
     batch_size : int, default=32
         Images per forward/backward pass; bounds memory.
     cache : bool, default=True
@@ -74,6 +85,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    preprocessing_ : str or callable
+        The preprocessing applied, ``"auto"`` resolved.
     input_size_ : tuple of int
         (height, width) the images are resized to.
     map_shape_ : tuple of int
@@ -87,7 +100,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     --------
     >>> import numpy as np, keras
     >>> from sklearn_sensloc import SensitivityTransformer
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)),
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2).fit(None)
     >>> sens.transform(np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))).shape
@@ -96,13 +109,14 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "model": "no_validation",
+        "weights": [None, str, os.PathLike],
         "target": [Integral, str],
         "class_score": [StrOptions({"logit", "output"})],
         "aggregation": [StrOptions(set(AGGREGATIONS))],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
         "image_size": [tuple, list, None],
-        "preprocessing": [StrOptions({"auto", *PREPROCESSINGS})],
+        "preprocessing": [StrOptions({"auto", *PREPROCESSINGS}), callable],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache": ["boolean"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
@@ -112,6 +126,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         model="vgg16",
+        weights=None,
         target="gestalt",
         class_score="logit",
         aggregation="max",
@@ -125,6 +140,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         verbose=False,
     ):
         self.model = model
+        self.weights = weights
         self.target = target
         self.class_score = class_score
         self.aggregation = aggregation
@@ -228,19 +244,22 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     def _build_engine(self):
         from ._gradients import GradientEngine
-        from ._models import model_fingerprint, resolve_model
+        from ._models import (
+            model_fingerprint,
+            preprocessing_key,
+            resolve_model,
+            resolve_preprocessing,
+        )
 
-        model, own_preprocessing = resolve_model(self.model)
-        preprocessing = own_preprocessing if self.preprocessing == "auto" else self.preprocessing
+        model, _ = resolve_model(self.model, self.weights)
+        self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
         self._engine = GradientEngine(
-            model, self.target, preprocessing, self._image_size(), self.class_score
+            model, self.target, self.preprocessing_, self._image_size(), self.class_score
         )
         self._gradient_key = fingerprint(
-            model_fingerprint(self.model, model),
-            self.target,
-            preprocessing,
-            self._engine.input_size,
-            # Layer targets ignore class_score: their gradients stay shared.
+            model_fingerprint(self.model, model, self.weights), self.target,
+            preprocessing_key(self.preprocessing_), self._engine.input_size,
+            # Says logit or output for class targets; layer targets ignore class_score.
             self._engine.target_name,
         )
         return self._engine

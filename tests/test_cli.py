@@ -35,7 +35,7 @@ def test_run_demo_with_a_tiny_model(tiny_model, tmp_path):
     assert [row["n_test"] for row in rows] == [12, 12, 12]
     # Per-class columns are the object kinds of the embedded sample.
     columns = json.loads((tmp_path / "table1_per_class.json").read_text())["columns"]
-    assert columns[:2] == ["method", "mean"] and set(columns[2:]) <= {
+    assert columns[:3] == ["method", "mean", "mean (n>=20)"] and set(columns[3:]) <= {
         "cat", "coffee_cup", "astronaut", "space_shuttle", "rocket", "dahlia", "pagoda", "coin",
         "cameraman"}
     assert sorted(result.figures) == sorted(str(tmp_path / n) for n in ("fig1_maps.png",
@@ -69,7 +69,8 @@ def test_evaluate_command_writes_the_tables_and_resumes(model_file, voc_root, tm
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "### Table 1. CorLoc (%) per class" in text and "| sigma |" in text
-    assert (output / "table1_per_class.csv").read_text().splitlines()[0] == "method,mean,cat,dog"
+    assert (output / "table1_per_class.csv").read_text().splitlines()[0] == \
+        "method,mean,mean (n>=20),cat,dog"
     for name in TABLES:
         for ext in ("md", "csv", "json"):
             assert (output / f"{name}.{ext}").is_file()

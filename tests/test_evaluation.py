@@ -94,13 +94,14 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
     assert backward_calls == [16] * 15 + [16] * 3 + [8]
 
     table1 = result.tables["table1_per_class"]
-    assert table1["columns"] == ["method", "mean", "blue", "red"]
+    assert table1["columns"] == ["method", "mean", "mean (n>=20)", "blue", "red"]
     methods = [row["method"] for row in table1["rows"]]
     assert methods == ["learned (max)", f"heuristic (max, sigma={result.chosen_sigma['max']:g})",
                        "learned (mean)", f"heuristic (mean, sigma={result.chosen_sigma['mean']:g})",
-                       "center box"]
-    for row in table1["rows"]:
+                       "center box", "n_test"]
+    for row in table1["rows"][:-1]:
         assert row["mean"] == pytest.approx((row["red"] + row["blue"]) / 2)
+        assert row["mean (n>=20)"] == pytest.approx(row["mean"])  # both classes have >= 20
     table3 = {row["method"]: row for row in result.tables["table3_methods"]["rows"]}
     for name, boxes in result.predictions.items():
         assert table3[name]["corloc"] == pytest.approx(corloc_score(y_test, boxes))
@@ -110,7 +111,8 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
 
     sweep = result.tables["table2_heuristic_sigma"]
     assert [row["sigma"] for row in sweep["rows"]] == [1.0, 3.0]
-    assert sweep["columns"] == ["sigma", "test (max)", "train (max)", "test (mean)", "train (mean)"]
+    assert sweep["columns"] == ["sigma", "test (max)", "test 95% (max)", "train (max)",
+                                "test (mean)", "test 95% (mean)", "train (mean)"]
     # Sigma is chosen on the training images, never on the test images.
     train_max = [row["train (max)"] for row in sweep["rows"]]
     assert result.chosen_sigma["max"] == [1.0, 3.0][int(np.argmax(train_max))]
@@ -125,7 +127,7 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
         for ext in ("md", "csv", "json"):
             assert (tmp_path / f"{name}.{ext}").is_file()
     csv_lines = (tmp_path / "table1_per_class.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,mean,blue,red" and len(csv_lines) == 6
+    assert csv_lines[0] == "method,mean,mean (n>=20),blue,red" and len(csv_lines) == 7
     stored = json.loads((tmp_path / "table3_methods.json").read_text())
     assert stored["rows"] == json.loads(json.dumps(result.tables["table3_methods"]["rows"]))
     assert "| learned (max) |" in (tmp_path / "summary.md").read_text()
@@ -313,7 +315,7 @@ def test_evaluate_voc_two_classes(tiny_model, tmp_path):
     # Test images keep every box: a third of them hold two objects, a fifth a difficult one.
     assert max(len(b) for b in result.test_boxes) == 3
     header = (output / "table1_per_class.csv").read_text().splitlines()[0]
-    assert header == "method,mean,cat,dog"
+    assert header == "method,mean,mean (n>=20),cat,dog"
     rows = json.loads((output / "table3_methods.json").read_text())["rows"]
     assert {row["n_test"] for row in rows} == {16}
     assert json.loads((output / "summary.json").read_text())["test_split"] == "test"

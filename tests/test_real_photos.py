@@ -1,0 +1,92 @@
+"""The design card's pipeline on genuine photos with a genuine ImageNet classifier.
+
+The shared VOC 2012 photos (``../shared/data/voc2012-animals``) and MobileNet
+v1 0.25 weights (``../shared/data/mobilenet-v1-0.25``) are read where every
+developer and CI have them. With package defaults, trained on ``train`` and
+scored on ``val`` (500 photos), the learned map and the heuristic must beat
+the center box, and by a margin that 500 paired photos support: the lower end
+of the 95% interval of the paired difference in hits must be above zero.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.pipeline import Pipeline
+
+from sklearn_sensloc import (
+    BoxRegressor,
+    CenterBoxBaseline,
+    HeuristicBoxEstimator,
+    SensitivityTransformer,
+    load_voc,
+)
+from sklearn_sensloc._metrics import correct_localizations
+
+SHARED_DATA = Path(os.environ.get("SENSLOC_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+VOC = SHARED_DATA / "voc2012-animals"
+MOBILENET = SHARED_DATA / "mobilenet-v1-0.25" / "mobilenet_v1_0.25_224_imagenet.weights.h5"
+
+
+def _shared(path):
+    if not path.exists():
+        pytest.fail(
+            f"Genuine test data missing: {path} does not exist. These tests read the shared "
+            "data set beside the project (../shared/data); set SENSLOC_SHARED_DATA to its folder."
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def voc():
+    root = _shared(VOC)
+    return load_voc(root, "train"), load_voc(root, "val")
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    import keras
+
+    weights = _shared(MOBILENET)
+    model = keras.applications.MobileNet(
+        input_shape=(224, 224, 3), alpha=0.25, weights=None, classifier_activation="softmax"
+    )
+    model.load_weights(weights)
+    return model
+
+
+@pytest.fixture(scope="module")
+def hits(voc, mobilenet):
+    """Per val photo, whether each method's box is correct (IoU > 0.5 with any true box)."""
+    train, val = voc
+    # The newcomer's model: a softmax classifier, as Keras builds it by default.
+    sens = SensitivityTransformer(model=mobilenet, target="class", preprocessing="tf")
+    found = {}
+    for name, box in [("learned", BoxRegressor(random_state=0)),
+                      ("heuristic", HeuristicBoxEstimator())]:
+        pipe = Pipeline([("sens", sens), ("box", box)]).fit(train.images, train.boxes)
+        found[name] = correct_localizations(val.all_boxes, pipe.predict(val.images), 0.5)
+    center = CenterBoxBaseline().fit(train.images, train.boxes)
+    found["center"] = correct_localizations(val.all_boxes, center.predict(val.images), 0.5)
+    return found
+
+
+def paired_lower_bound(better, worse):
+    """Lower end of the 95% normal interval of the mean paired difference, in points."""
+    difference = better.astype(float) - worse.astype(float)
+    return 100 * (difference.mean() - 1.96 * difference.std(ddof=1) / np.sqrt(len(difference)))
+
+
+@pytest.mark.parametrize("method", ["learned", "heuristic"])
+def test_defaults_beat_the_center_box_on_genuine_photos(hits, method):
+    assert len(hits[method]) == 500
+    assert paired_lower_bound(hits[method], hits["center"]) > 0
+    # The point estimate itself clears the center box by a clear margin.
+    assert 100 * (hits[method].mean() - hits["center"].mean()) >= 8
+
+
+def test_learned_map_keeps_up_with_the_heuristic(hits):
+    # Within the sampling noise of 500 photos: not significantly worse.
+    assert paired_lower_bound(hits["learned"], hits["heuristic"]) > -5
