@@ -4,7 +4,9 @@ Sensitivity maps are computed once per (images, model, target, aggregation)
 at full resolution and cached; every box method is then scored on them:
 
 - the learned linear map (:class:`BoxRegressor`) on pooled maps (Table 1, 3),
-- the training-free heuristic for a sweep of ``sigma`` on full-resolution maps
+- the default heuristic (``HeuristicBoxEstimator()``, its smoothing and
+  fraction chosen on the *training* images) on the same pooled maps,
+- the paper's heuristic for a sweep of ``sigma`` on full-resolution maps
   (Table 2), with the ``sigma`` chosen on the *training* images for Table 1/3,
 - the center-box baseline (Table 3),
 
@@ -28,9 +30,9 @@ from sklearn.utils import Bunch
 from ._atomic import atomic_file, atomic_save_npy, atomic_write_json, atomic_write_text
 from ._boxes import check_box_sets, check_boxes
 from ._cache import fingerprint
-from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from ._heuristic import SIGMA_GRID, TOP_FRACTION_GRID, CenterBoxBaseline, HeuristicBoxEstimator
 from ._images import ImageSource
-from ._maps import AGGREGATIONS, pool_and_normalize, sensitivity_maps
+from ._maps import AGGREGATIONS, pool_and_normalize, pooled_shape, sensitivity_maps
 from ._metrics import corloc_interval, correct_localizations
 from ._models import model_fingerprint, preprocessing_key, preprocessing_label
 from ._progress import progress
@@ -427,6 +429,13 @@ def _learned_step(regressor, train_maps, train_boxes, test_maps, pool):
     return {"test_boxes": boxes.tolist(), "seconds_per_image": elapsed / len(boxes)}
 
 
+def _default_heuristic_step(train_features, train_boxes, test_features, map_shape):
+    """``HeuristicBoxEstimator()`` as a Pipeline after the transformer uses it: pooled maps."""
+    est = HeuristicBoxEstimator(map_shape=map_shape).fit(train_features, train_boxes)
+    return {"test_boxes": est.predict(test_features).tolist(), "sigma": est.sigma_,
+            "top_fraction": est.fraction_}
+
+
 def _heuristic_step(train_maps, train_boxes, test_maps, sigmas, top_fraction, iou_threshold):
     out = {"sigmas": sigmas, "train_corloc": [], "test_boxes": [], "test_seconds_per_image": []}
     map_shape = test_maps.shape[1:]
@@ -607,7 +616,7 @@ def evaluate_localization(
     map_shape = next(iter(test_maps.values())).shape[1:]
     boxes_digest = _digest(train_boxes)
 
-    predictions, chosen_sigma, sweep, learned = {}, {}, {}, {}
+    predictions, chosen_sigma, sweep, learned, chosen = {}, {}, {}, {}, {}
     for agg in aggregations:
         maps_key = _digest(computer.key(digests["train"], agg), computer.key(digests["test"], agg))
         key = _digest(maps_key, boxes_digest, pool, repr(regressor))
@@ -617,6 +626,14 @@ def evaluate_localization(
                                           test_maps[agg], pool),
         )
         predictions[f"learned ({agg})"] = np.asarray(learned[agg]["test_boxes"])
+        key = _digest(maps_key, boxes_digest, pool, SIGMA_GRID, TOP_FRACTION_GRID)
+        chosen[agg] = store.step(
+            f"heuristic-default-{agg}", key,
+            lambda agg=agg: _default_heuristic_step(
+                pooled_features(train_maps[agg], pool), train_boxes,
+                pooled_features(test_maps[agg], pool), pooled_shape(map_shape, pool)),
+        )
+        predictions[f"heuristic ({agg}, default)"] = np.asarray(chosen[agg]["test_boxes"])
         key = _digest(maps_key, boxes_digest, sigmas, top_fraction, iou_threshold)
         sweep[agg] = store.step(
             f"heuristic-{agg}", key,
@@ -625,7 +642,7 @@ def evaluate_localization(
         )
         best = int(np.argmax(sweep[agg]["train_corloc"]))
         chosen_sigma[agg] = sigmas[best]
-        predictions[f"heuristic ({agg}, sigma={sigmas[best]:g})"] = np.asarray(
+        predictions[f"heuristic ({agg}, paper, sigma={sigmas[best]:g})"] = np.asarray(
             sweep[agg]["test_boxes"][best]
         )
     center = CenterBoxBaseline().fit(np.zeros(len(train_boxes)), train_boxes)
@@ -646,8 +663,12 @@ def evaluate_localization(
         f"model {settings['model']}"
         + (f" with weights {settings['weights']}" if weights is not None else "")
         + f", preprocessing {settings['preprocessing']}, images {map_shape[0]}x{map_shape[1]}, "
-        f"target {target!r}; learned map on maps pooled by {pool}, heuristic on full-resolution "
-        f"maps, top {top_fraction:g} of the pixels, sigma chosen on the training images.",
+        f"target {target!r}; learned map (BoxRegressor) and default heuristic "
+        f"(HeuristicBoxEstimator(): sigma and top fraction chosen on the training images, "
+        + ", ".join(f"{agg}: sigma {c['sigma']:g}, top {c['top_fraction']:g}"
+                    for agg, c in chosen.items())
+        + f") on maps pooled by {pool}; paper's heuristic on full-resolution maps, top "
+        f"{top_fraction:g} of the pixels, sigma chosen on the training images.",
     ] + ([f"{n_overlap} test images are also training images (allow_overlap=True): "
           "their CorLoc is inflated."] if n_overlap else [])
     classes = list(class_index)
@@ -720,6 +741,8 @@ def evaluate_localization(
         "pool": pool, "sigmas": sigmas, "top_fraction": top_fraction,
         "iou_threshold": iou_threshold, "n_train": len(train_boxes), "n_test": n_counted,
         "chosen_sigma": chosen_sigma, "random_state": random_state,
+        "default_heuristic": chosen and {agg: {k: c[k] for k in ("sigma", "top_fraction")}
+                                         for agg, c in chosen.items()},
         "regressor": repr(regressor), "allow_overlap": allow_overlap, "n_overlap": n_overlap,
         "min_class_images": min_class_images, **(description or {}),
     }

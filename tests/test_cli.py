@@ -32,7 +32,7 @@ def test_run_demo_with_a_tiny_model(tiny_model, tmp_path):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.size[0] > 300
     rows = json.loads((tmp_path / "table3_methods.json").read_text())["rows"]
-    assert [row["n_test"] for row in rows] == [12, 12, 12]
+    assert [row["n_test"] for row in rows] == [12, 12, 12, 12]
     # Per-class columns are the object kinds of the embedded sample.
     columns = json.loads((tmp_path / "table1_per_class.json").read_text())["columns"]
     assert columns[:3] == ["method", "mean", "mean (n>=20)"] and set(columns[3:]) <= {

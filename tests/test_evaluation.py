@@ -18,6 +18,7 @@ from sklearn_sensloc._evaluation import (
     evaluate_voc,
     pooled_features,
 )
+from sklearn_sensloc._heuristic import SIGMA_GRID
 
 FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)
 
@@ -96,8 +97,10 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
     table1 = result.tables["table1_per_class"]
     assert table1["columns"] == ["method", "mean", "mean (n>=20)", "blue", "red"]
     methods = [row["method"] for row in table1["rows"]]
-    assert methods == ["learned (max)", f"heuristic (max, sigma={result.chosen_sigma['max']:g})",
-                       "learned (mean)", f"heuristic (mean, sigma={result.chosen_sigma['mean']:g})",
+    paper = {agg: f"heuristic ({agg}, paper, sigma={result.chosen_sigma[agg]:g})"
+             for agg in ("max", "mean")}
+    assert methods == ["learned (max)", "heuristic (max, default)", paper["max"],
+                       "learned (mean)", "heuristic (mean, default)", paper["mean"],
                        "center box", "n_test"]
     for row in table1["rows"][:-1]:
         assert row["mean"] == pytest.approx((row["red"] + row["blue"]) / 2)
@@ -107,7 +110,11 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
         assert table3[name]["corloc"] == pytest.approx(corloc_score(y_test, boxes))
     center = table3["center box"]["corloc"]
     assert table3["learned (max)"]["corloc"] > center + 15
-    assert table3[f"heuristic (max, sigma={result.chosen_sigma['max']:g})"]["corloc"] > center
+    assert table3[paper["max"]]["corloc"] > center
+    assert table3["heuristic (max, default)"]["corloc"] > center
+    # The default heuristic is HeuristicBoxEstimator() on the learned map's pooled maps.
+    chosen = result.summary["default_heuristic"]["max"]
+    assert chosen["sigma"] in [f * 32 for f in SIGMA_GRID]
 
     sweep = result.tables["table2_heuristic_sigma"]
     assert [row["sigma"] for row in sweep["rows"]] == [1.0, 3.0]
@@ -127,7 +134,7 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
         for ext in ("md", "csv", "json"):
             assert (tmp_path / f"{name}.{ext}").is_file()
     csv_lines = (tmp_path / "table1_per_class.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,mean,mean (n>=20),blue,red" and len(csv_lines) == 7
+    assert csv_lines[0] == "method,mean,mean (n>=20),blue,red" and len(csv_lines) == 9
     stored = json.loads((tmp_path / "table3_methods.json").read_text())
     assert stored["rows"] == json.loads(json.dumps(result.tables["table3_methods"]["rows"]))
     assert "| learned (max) |" in (tmp_path / "summary.md").read_text()
@@ -179,7 +186,7 @@ def test_rerun_resumes_and_recomputes_only_what_changed(
     moved = evaluate_localization(X_train, shifted, X_test, y_test, model=tiny_model,
                                   output=tmp_path, **FAST)
     assert backward_calls == []
-    assert set(moved.computed) == {"learned-max", "heuristic-max"}
+    assert set(moved.computed) == {"learned-max", "heuristic-default-max", "heuristic-max"}
     # Other test images: only their maps are computed.
     backward_calls.clear()
     fewer = evaluate_localization(X_train, y_train, X_test[:16], y_test[:16], model=tiny_model,
@@ -193,7 +200,7 @@ def test_a_corrupt_cache_entry_is_recomputed(tiny_model, split_scenes, tmp_path)
     evaluate_localization(X_train, y_train, X_test, y_test, model=tiny_model, output=tmp_path,
                           **FAST)
     corrupted = [path for path in (tmp_path / "cache").glob("*") if path.is_file()]
-    assert len(corrupted) == 2 + 3  # maps of both splits; learned, heuristic, timing steps
+    assert len(corrupted) == 2 + 4  # maps of both splits; learned, two heuristics, timing steps
     for path in corrupted:
         path.write_bytes(b"garbage")
     again = evaluate_localization(X_train, y_train, X_test, y_test, model=tiny_model,
