@@ -46,10 +46,14 @@ def test_cached_maps_equal_fresh_ones(tiny_model, scenes):
     images = scenes[0][:7]
     fresh = SensitivityTransformer(model=tiny_model, cache=False).fit(None).transform(images)
     cached = SensitivityTransformer(model=tiny_model, batch_size=3)
-    cached.fit(None).transform(images[:4])
+    first = cached.fit(None).transform(images[:4])
     before = images_processed()
-    np.testing.assert_array_equal(cached.transform(images), fresh)
+    again = cached.transform(images)
     assert images_processed() - before == 3
+    # Cached rows come back bit for bit; rows computed in batches of another
+    # composition may differ in the last float32 bits (oneDNN's blocking).
+    np.testing.assert_array_equal(again[:4], first)
+    np.testing.assert_allclose(again, fresh, rtol=1e-5, atol=1e-7)
 
 
 def test_no_false_hits_across_models_targets_and_images(scenes):
