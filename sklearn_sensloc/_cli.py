@@ -25,13 +25,40 @@ DEMO_N_IMAGES = 120
 DEMO_OUTPUT = "sensloc-output"
 DEMO_TEST_SIZE = 0.3
 DEFAULT_MODEL = "vgg16-hed"
+#: ``sensloc demo``'s first choice: a small genuine ImageNet classifier that
+#: Keras downloads once (14 MB); without a network the demo falls back to the
+#: offline backbone, which runs everywhere but localizes no better than the
+#: center box on genuine photos.
+DEMO_CLASSIFIER = "mobilenetv2"
 
 
 # --------------------------------------------------------------------------- jobs
 
 
+def choose_demo_model(stream):
+    """``(model, target)`` for the demo: a genuine classifier if Keras can get it, else offline.
+
+    Says on ``stream`` which one is used and what that means for the numbers.
+    """
+    from ._models import OFFLINE_MODEL
+    from ._transformer import SensitivityTransformer
+
+    try:
+        SensitivityTransformer(model=DEMO_CLASSIFIER, target="class").fit(None)
+    except ConnectionError as error:
+        print(f"sensloc: {error}", file=stream)
+        print(f"Using the offline backbone {OFFLINE_MODEL!r} instead (Gestalt Total target): it "
+              "runs without a network but is fine-tuned for edges, not classes, and on genuine "
+              "photos it localizes no better than the center box. Rerun with a network, or pass "
+              "--model NAME --weights FILE, for a genuine classifier.", file=stream, flush=True)
+        return OFFLINE_MODEL, "gestalt"
+    print(f"Using {DEMO_CLASSIFIER!r}, a genuine ImageNet classifier (Keras' ImageNet weights), "
+          "with the class-score target.", file=stream, flush=True)
+    return DEMO_CLASSIFIER, "class"
+
+
 def run_demo(
-    model=DEFAULT_MODEL,
+    model="auto",
     n_images=DEMO_N_IMAGES,
     output=DEMO_OUTPUT,
     *,
@@ -56,8 +83,12 @@ def run_demo(
 
     Parameters
     ----------
-    model : str, path or keras.Model, default="vgg16-hed"
-        As for :class:`~sklearn_sensloc.SensitivityTransformer`.
+    model : "auto", str, path or keras.Model, default="auto"
+        As for :class:`~sklearn_sensloc.SensitivityTransformer`; ``"auto"``:
+        :data:`DEMO_CLASSIFIER` with the class target when Keras can download
+        it (or has it), else the offline ``"vgg16-hed"`` with the Gestalt
+        Total target (see :func:`choose_demo_model`). Other models use the
+        Gestalt Total.
     weights, preprocessing
         As for :class:`~sklearn_sensloc.SensitivityTransformer`.
     n_images : int, default=120
@@ -93,16 +124,19 @@ def run_demo(
     from .datasets import make_sample_scenes
 
     stream = sys.stdout if stream is None else stream
+    target = "gestalt"
+    if isinstance(model, str) and model == "auto":
+        model, target = choose_demo_model(stream)
     data = make_sample_scenes(n_images, image_size=image_size, random_state=seed)
     train, test = train_test_split(range(n_images), test_size=test_size, random_state=seed)
     if len(train) < 2 or len(test) < 1:
         raise ValueError(f"n_images={n_images} is too few to split into train and test parts.")
     print(f"Embedded sample: {n_images} scenes ({len(train)} train, {len(test)} test), "
-          f"seed {seed}; model {model_label(model)}.", file=stream, flush=True)
+          f"seed {seed}; model {model_label(model)}, target {target!r}.", file=stream, flush=True)
     result = evaluate_localization(
         data.images[train], data.boxes[train], data.images[test], data.boxes[test],
         test_labels=[data.labels[i] for i in test], model=model, weights=weights,
-        preprocessing=preprocessing, target="gestalt",
+        preprocessing=preprocessing, target=target,
         aggregations=aggregations, batch_size=batch_size, n_timing=n_timing, output=output,
         random_state=seed, verbose=verbose,
         description={"data": "embedded sample (make_sample_scenes)", "n_images": n_images,
@@ -253,11 +287,12 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default=DEFAULT_MODEL,
+    common.add_argument("--model", default=None,
                         help="a keras.applications ImageNet classifier by name (vgg16, resnet50, "
                              "mobilenet, efficientnetb0, convnexttiny, ...; downloaded by Keras "
-                             "unless --weights), vgg16-hed (offline) or a .keras file "
-                             f"(default: {DEFAULT_MODEL})")
+                             "unless --weights), vgg16-hed (offline) or a .keras file (default: "
+                             f"demo: {DEMO_CLASSIFIER} if Keras can download it, else "
+                             f"{DEFAULT_MODEL}; evaluate: {DEFAULT_MODEL})")
     common.add_argument("--weights", metavar="FILE", default=None,
                         help="weights file for the architecture named by --model, instead of "
                              "its download (mobilenet: the width is read from the file)")
@@ -332,8 +367,10 @@ def _check_usage(parser, args):
     """Checks that argparse's types cannot express; a failure exits with code 2."""
     from ._models import REGISTRY, registered_name, suggest_name
 
+    if args.model is None:
+        args.model = "auto" if args.command == "demo" and args.weights is None else DEFAULT_MODEL
     model = args.model
-    if registered_name(model) is None:
+    if not (model == "auto" and args.command == "demo") and registered_name(model) is None:
         if model.endswith(".h5"):
             parser.error(f"--model {model!r} is a weights file: name its architecture and pass "
                          f"the file with --weights, e.g. --model mobilenet --weights {model}")

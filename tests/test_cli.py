@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from test_evaluation import write_voc_tree
 
-from sklearn_sensloc._cli import build_parser, main, run_demo
+from sklearn_sensloc._cli import build_parser, choose_demo_model, main, run_demo
 
 TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings")
 
@@ -15,6 +15,43 @@ TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timin
 @pytest.fixture(scope="module")
 def voc_root(tmp_path_factory):
     return write_voc_tree(tmp_path_factory.mktemp("data") / "VOC", n_train=20, n_test=12)
+
+
+@pytest.fixture
+def demo_classifier(monkeypatch):
+    """Swap the demo's classifier build for a stand-in: a tiny model, or a failed download."""
+    from sklearn_sensloc import _models
+    from sklearn_sensloc._cli import DEMO_CLASSIFIER
+
+    def use(build):
+        entry = _models.REGISTRY[DEMO_CLASSIFIER]
+        monkeypatch.setitem(_models.REGISTRY, DEMO_CLASSIFIER, entry._replace(build=build))
+        _models._registered_model.cache_clear()
+
+    yield use
+    _models._registered_model.cache_clear()
+
+
+def test_demo_falls_back_to_the_offline_backbone_without_a_network(demo_classifier):
+    def offline(weights):
+        raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- "
+                        "[Errno -2] Name or service not known")
+
+    demo_classifier(offline)
+    out = io.StringIO()
+    with pytest.warns(UserWarning, match="downloads its ImageNet weights now: about 14 MB"):
+        assert choose_demo_model(out) == ("vgg16-hed", "gestalt")
+    text = out.getvalue()
+    assert "Cannot download the ImageNet weights of 'mobilenetv2'" in text
+    assert "no better than the center box" in text and "--weights FILE" in text
+
+
+def test_demo_uses_a_genuine_classifier_when_keras_has_one(demo_classifier, tiny_model):
+    demo_classifier(lambda weights: tiny_model)
+    out = io.StringIO()
+    with pytest.warns(UserWarning, match="downloads its ImageNet weights now"):
+        assert choose_demo_model(out) == ("mobilenetv2", "class")
+    assert "genuine ImageNet classifier" in out.getvalue()
 
 
 def test_run_demo_with_a_tiny_model(tiny_model, tmp_path):
