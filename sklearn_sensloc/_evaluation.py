@@ -619,7 +619,10 @@ def evaluate_localization(
     predictions, chosen_sigma, sweep, learned, chosen = {}, {}, {}, {}, {}
     for agg in aggregations:
         maps_key = _digest(computer.key(digests["train"], agg), computer.key(digests["test"], agg))
-        key = _digest(maps_key, boxes_digest, pool, repr(regressor))
+        # Every parameter, defaults included: repr shows only the changed ones,
+        # and shortens long values.
+        key = _digest(maps_key, boxes_digest, pool, type(regressor).__qualname__,
+                      sorted(regressor.get_params().items()))
         learned[agg] = store.step(
             f"learned-{agg}", key,
             lambda agg=agg: _learned_step(regressor, train_maps[agg], train_boxes,

@@ -1,5 +1,6 @@
 """The paper's protocol: maps once, every method scored, tables written atomically, resume."""
 
+import inspect
 import json
 import os
 
@@ -8,7 +9,7 @@ import pytest
 from conftest import make_scenes, write_png_files
 from PIL import Image
 
-from sklearn_sensloc import SensitivityTransformer, corloc_score
+from sklearn_sensloc import BoxRegressor, SensitivityTransformer, corloc_score
 from sklearn_sensloc import _evaluation as evaluation
 from sklearn_sensloc._atomic import atomic_write_json, atomic_write_text
 from sklearn_sensloc._evaluation import (
@@ -187,12 +188,29 @@ def test_rerun_resumes_and_recomputes_only_what_changed(
                                   output=tmp_path, **FAST)
     assert backward_calls == []
     assert set(moved.computed) == {"learned-max", "heuristic-default-max", "heuristic-max"}
+
     # Other test images: only their maps are computed.
     backward_calls.clear()
     fewer = evaluate_localization(X_train, y_train, X_test[:16], y_test[:16], model=tiny_model,
                                   output=tmp_path, **FAST)
     assert backward_calls == [16, 8]  # the test batch, then the timed batch
     assert "maps-test-max" in fewer.computed and "maps-train-max" in fewer.reused
+
+
+def test_a_changed_regressor_default_refits_the_learned_map(
+    tiny_model, split_scenes, tmp_path, monkeypatch
+):
+    # repr(BoxRegressor()) hides defaults: a new package default must not
+    # reuse a learned map fitted under the old one.
+    args = split_scenes[:4]
+    evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
+    defaults = dict(inspect.signature(BoxRegressor).parameters)
+    changed = [p.replace(default=0.5) if name == "alpha" else p for name, p in defaults.items()]
+    monkeypatch.setattr(BoxRegressor.__init__, "__defaults__",
+                        tuple(p.default for p in changed))
+    assert BoxRegressor().alpha == 0.5
+    again = evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
+    assert again.computed == ["learned-max"]
 
 
 def test_a_corrupt_cache_entry_is_recomputed(tiny_model, split_scenes, tmp_path):
