@@ -1,7 +1,7 @@
 """SensitivityTransformer: images in, flattened sensitivity maps out."""
 
 import os
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cache import disk_store, fingerprint, gradient_cache
 from ._images import ImageSource
-from ._maps import AGGREGATIONS, NORMALIZATIONS, pooled_shape, sensitivity_maps
+from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import PREPROCESSINGS
 from ._progress import progress
 
@@ -21,7 +21,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     For each image the map is the absolute gradient of a scalar target of the
     network with respect to every input pixel, computed in one backward pass
     per batch, aggregated over the three colour channels, optionally pooled,
-    normalized per image, and flattened.
+    normalized per image, and flattened. Other saliency methods replace the
+    gradient with their own absolute attributions of the same target; see
+    :ref:`saliency_methods`.
 
     Parameters
     ----------
@@ -37,6 +39,42 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         of that name (searched in nested models too).
     aggregation : {"max", "mean"}, default="max"
         How the three absolute channel derivatives of a pixel are combined.
+    method : {"gradient", "smoothgrad", "gradient_x_input", \
+            "integrated_gradients", "gradcam"}, default="gradient"
+        The saliency method, each taken of ``target``:
+
+        - ``"gradient"``: the paper's, ``|d target / d pixel|``.
+        - ``"smoothgrad"``: the absolute value of the mean gradient over
+          ``n_samples`` copies of the image with Gaussian noise of standard
+          deviation ``noise_level`` times the image's pixel range (max - min,
+          0..255 pixels before preprocessing), as in the SmoothGrad paper and
+          tf-keras-vis.
+        - ``"gradient_x_input"``: ``|d target / d u * u|`` with ``u`` the
+          model's input after preprocessing, as in xplique.
+        - ``"integrated_gradients"``: ``|(x - b) * mean of the gradient at
+          n_samples midpoints of the straight path from b to x|``, with ``b``
+          the constant image ``baseline``.
+        - ``"gradcam"``: ReLU of the activations of the target's layer (the
+          layer of a layer target, else the last convolutional layer)
+          weighted by the spatial mean of the target's gradient, resized
+          bilinearly to the input size; equal in the three channels.
+
+        Sampling methods cost ``n_samples`` backward passes per image.
+    n_samples : int, default=16
+        Noisy copies (``"smoothgrad"``) or path points
+        (``"integrated_gradients"``) per image; ignored by the other methods.
+        16 keeps a CPU run affordable; the method papers use 50.
+    noise_level : float, default=0.2
+        SmoothGrad's noise standard deviation as a fraction of each image's
+        pixel range (the paper finds 0.1 to 0.2 best).
+    baseline : float, default=0.0
+        Pixel value, in 0..255, of the constant baseline image of
+        ``"integrated_gradients"``: 0 is black.
+    random_state : int, default=0
+        Seeds SmoothGrad's noise together with each image's pixels, so that
+        an image's map does not depend on the batch it is in, on caches, or
+        on being given as an array or a file. An int, not None: cached maps
+        must be reproducible.
     normalize : {"max", "sum", "standard"} or None, default="max"
         Per-map scaling: divide by the maximum (maps in [0, 1]), by the sum,
         or standardize to zero mean and unit variance. Scaling makes maps of
@@ -92,6 +130,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         "model": "no_validation",
         "target": [Integral, str],
         "aggregation": [StrOptions(set(AGGREGATIONS))],
+        "method": [StrOptions(set(METHODS))],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "baseline": [Interval(Real, 0, 255, closed="both")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
         "image_size": [tuple, list, None],
@@ -107,6 +150,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         model="vgg16",
         target="gestalt",
         aggregation="max",
+        method="gradient",
+        n_samples=16,
+        noise_level=0.2,
+        baseline=0.0,
+        random_state=0,
         normalize="max",
         pool=4,
         image_size=None,
@@ -119,6 +167,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         self.model = model
         self.target = target
         self.aggregation = aggregation
+        self.method = method
+        self.n_samples = n_samples
+        self.noise_level = noise_level
+        self.baseline = baseline
+        self.random_state = random_state
         self.normalize = normalize
         self.pool = pool
         self.image_size = image_size
@@ -223,11 +276,41 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
         model, own_preprocessing = resolve_model(self.model)
         preprocessing = own_preprocessing if self.preprocessing == "auto" else self.preprocessing
-        self._engine = GradientEngine(model, self.target, preprocessing, self._image_size())
+        self._engine = GradientEngine(
+            model,
+            self.target,
+            preprocessing,
+            self._image_size(),
+            method=self.method,
+            n_samples=self.n_samples,
+            noise_level=self.noise_level,
+            baseline=self.baseline,
+            random_state=self.random_state,
+            batch_size=self.batch_size,
+        )
         self._gradient_key = fingerprint(
-            model_fingerprint(self.model, model), self.target, preprocessing, self._engine.input_size
+            model_fingerprint(self.model, model),
+            self.target,
+            preprocessing,
+            self._engine.input_size,
+            *self._method_key(),
         )
         return self._engine
+
+    def _method_key(self):
+        """The method and the parameters its attributions depend on; none for the gradient.
+
+        Nothing for ``"gradient"`` keeps its keys, and so existing stores, as
+        they were; a parameter a method ignores is left out so that changing it
+        does not recompute that method.
+        """
+        if self.method == "gradient":
+            return ()
+        if self.method == "smoothgrad":
+            return (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+        if self.method == "integrated_gradients":
+            return (self.method, int(self.n_samples), float(self.baseline))
+        return (self.method,)
 
     def _image_size(self):
         if self.image_size is None:
