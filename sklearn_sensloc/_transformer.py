@@ -122,7 +122,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     >>> model = keras.Sequential([keras.Input((16, 16, 3)),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2).fit(None)
-    >>> sens.transform(np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))).shape
+    >>> images = np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))
+    >>> sens.transform(images).shape
+    (5, 64)
+    >>> smooth = SensitivityTransformer(model=model, method="smoothgrad", n_samples=4, pool=2)
+    >>> smooth.fit(None).transform(images).shape
     (5, 64)
     """
 
