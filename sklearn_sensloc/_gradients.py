@@ -90,18 +90,21 @@ class GradientEngine:
         self.preprocess = preprocess = _PREPROCESSORS[preprocessing]
         self.n_backward_passes = 0
 
-        def input_gradient(images):
+        def gradient(function, inputs):
             # Only the input is watched: no weight gradient is ever built.
             with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(images)
+                tape.watch(inputs)
                 # Images are independent in inference mode, so the gradient of
                 # the sum is each image's own gradient: one backward pass.
-                total = tf.reduce_sum(target_fn(preprocess(images)))
-            return tape.gradient(total, images)
+                total = tf.reduce_sum(function(inputs))
+            return tape.gradient(total, inputs)
+
+        def input_gradient(images):
+            return gradient(lambda pixels: target_fn(preprocess(pixels)), images)
 
         spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
         rows = tf.TensorSpec([None], tf.int32)
-        points = tf.TensorSpec([None], tf.float32)
+        per_row = tf.TensorSpec([None], tf.float32)
 
         # Fixed signatures with free batch axes: one trace serves every batch,
         # the short last one included, so long runs never retrace.
@@ -117,14 +120,11 @@ class GradientEngine:
             def gradients(images):
                 # The model's own input, after preprocessing, as xplique does.
                 inputs = preprocess(images)
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(inputs)
-                    total = tf.reduce_sum(target_fn(inputs))
-                return tf.abs(tape.gradient(total, inputs) * inputs)
+                return tf.abs(gradient(target_fn, inputs) * inputs)
 
         elif method == "smoothgrad":
 
-            @tf.function(input_signature=[spec, rows, tf.TensorSpec([None, 2], tf.int32), points])
+            @tf.function(input_signature=[spec, rows, tf.TensorSpec([None, 2], tf.int32), per_row])
             def gradients(images, owners, seeds, sigmas):
                 noise = smoothgrad_noise(seeds, self.input_size)
                 points = tf.gather(images, owners) + tf.gather(sigmas, owners)[:, None, None, None] * noise
@@ -134,7 +134,7 @@ class GradientEngine:
 
         elif method == "integrated_gradients":
 
-            @tf.function(input_signature=[spec, rows, points])
+            @tf.function(input_signature=[spec, rows, per_row])
             def gradients(images, owners, alphas):
                 start = tf.constant(float(baseline), tf.float32)
                 points = start + alphas[:, None, None, None] * (tf.gather(images, owners) - start)
