@@ -6,7 +6,8 @@ A ``GridSearchCV`` over ``sens__method`` picks among the vanilla gradient (the
 paper's), SmoothGrad, gradient x input, integrated gradients and Grad-CAM by
 cross-validated CorLoc on VOC 2012 ``train`` photos; every method is then
 scored on the ``val`` photos, against all of their boxes, with a 95% Wilson
-score interval, and its cost is measured as maps per second, side by side.
+score interval, and its cost is measured as maps per second, the methods one
+after the other in the same run.
 
 Each method's gradients are computed once per photo and reused by every fold
 and box estimator. The target is the class score (the logit: the MobileNet is
@@ -15,7 +16,8 @@ built without its softmax).
 This script needs the genuine data of ``../shared/data`` (the VOC photos and
 the MobileNet v1 0.25 weights file); set ``SENSLOC_SHARED_DATA`` to read them
 elsewhere, and ``N_TRAIN`` / ``N_VAL`` to use fewer photos. With the
-defaults it runs for about half an hour on two CPU cores.
+defaults it ran for 20 minutes on two shared CPU cores (the user guide's
+"Saliency methods" page gives the numbers).
 """
 
 # %%
@@ -31,6 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from sklearn_sensloc import (
     BoxRegressor,
+    CenterBoxBaseline,
     CorLocScorer,
     HeuristicBoxEstimator,
     SensitivityTransformer,
@@ -104,12 +107,15 @@ for params_, cv_score in zip(search.cv_results_["params"], search.cv_results_["m
     score = corloc_score(val_boxes, fitted.predict(X_val))
     rows.append((method, type(box).__name__, cv_score, score, *wilson_interval(score, len(X_val))))
 
+center = corloc_score(val_boxes, CenterBoxBaseline().fit(X_train, y_train).predict(X_val))
 print(f"{N_TRAIN} train photos (3-fold CV), {len(X_val)} val photos, MobileNet v1 0.25, class logit")
 print(f"{'method':<22}{'box':<24}{'CV':>6}{'val CorLoc [95% CI]':>24}{'maps/s':>9}{'rel. cost':>10}")
 for method, box, cv_score, score, low, high in rows:
     cost = maps_per_second["gradient"] / maps_per_second[method]
     print(f"{method:<22}{box:<24}{cv_score:6.1f}{score:10.1f} [{low:4.1f}, {high:4.1f}]"
           f"{maps_per_second[method]:9.1f}{cost:9.1f}x")
+low, high = wilson_interval(center, len(X_val))
+print(f"{'center box':<46}{center:16.1f} [{low:4.1f}, {high:4.1f}]")
 
 # %%
 # Val CorLoc per method and box estimator, with the 95% intervals.
@@ -121,6 +127,7 @@ for offset, (name, colour) in zip((-0.2, 0.2), (("HeuristicBoxEstimator", "#4363
     centers = np.array([row[3] for row in mine])
     errors = np.array([[row[3] - row[4], row[5] - row[3]] for row in mine]).T
     ax.barh(np.arange(len(mine)) + offset, centers, height=0.4, xerr=errors, color=colour, label=name)
+ax.axvline(center, color="grey", linestyle="--", label="center box")
 ax.set_yticks(np.arange(len(METHODS)), METHODS)
 ax.set_xlabel(f"CorLoc (%) on {len(X_val)} VOC 2012 val photos")
 ax.legend(loc="lower right")
