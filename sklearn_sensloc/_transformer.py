@@ -63,7 +63,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     n_samples : int, default=16
         Noisy copies (``"smoothgrad"``) or path points
         (``"integrated_gradients"``) per image; ignored by the other methods.
-        16 keeps a CPU run affordable; the method papers use 50.
+        16 keeps a CPU run affordable; xplique defaults to 50.
     noise_level : float, default=0.2
         SmoothGrad's noise standard deviation as a fraction of each image's
         pixel range (the paper finds 0.1 to 0.2 best).
