@@ -1,15 +1,21 @@
 """The gradient engine: the only module that knows TensorFlow.
 
 It turns a batch of images into the absolute gradient of a scalar target with
-respect to every input pixel, in one compiled backward pass per batch.
+respect to every input pixel, in one compiled backward pass per batch, or into
+another saliency method's absolute attributions of that target, with one
+compiled function per method.
 """
 
+import contextlib
+import threading
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ._cache import fingerprint
+from ._maps import METHODS
 from ._models import CAFFE_BGR_MEAN
 
 CONV_LAYER_TYPES = (
@@ -24,8 +30,12 @@ CONV_LAYER_TYPES = (
 DEFAULT_IMAGE_SIZE = (224, 224)
 
 
+#: Methods that average gradients over ``n_samples`` points per image.
+SAMPLING_METHODS = ("smoothgrad", "integrated_gradients")
+
+
 class GradientEngine:
-    """Absolute input gradients of ``target`` for a Keras ``model``.
+    """Absolute input attributions of ``target`` for a Keras ``model``.
 
     Parameters
     ----------
@@ -38,16 +48,50 @@ class GradientEngine:
         Applied inside the compiled function, so gradients are taken with
         respect to the pixels the user gave (RGB, 0..255). A callable gets
         a float32 tensor of such pixels.
-    image_size : tuple (height, width) or None
-        Size for models that accept any size; None: the model's own.
-    class_score : {"logit", "output"}
+    image_size : tuple of int or None
+        Input size for models that accept any size.
+    class_score : {"logit", "output"}, default="logit"
         For class targets: ``"logit"`` differentiates the score before a
         final softmax (the model's output when it ends in none), ``"output"``
         the model's output as it is.
+    method : str, default="gradient"
+        One of ``METHODS``; see :class:`~sklearn_sensloc.SensitivityTransformer`.
+    n_samples : int, default=16
+        Noisy copies (smoothgrad) or path points (integrated_gradients) per image.
+    noise_level : float, default=0.2
+        SmoothGrad's noise standard deviation as a fraction of each image's
+        pixel range.
+    baseline : float, default=0.0
+        Integrated gradients' baseline pixel value (0 is a black image).
+    random_state : int, default=0
+        Seeds SmoothGrad's noise, together with each image's pixels.
+    batch_size : int, default=32
+        Most images, noisy copies or path points sent through the network at once.
     """
 
-    def __init__(self, model, target, preprocessing, image_size=None, class_score="logit"):
+    def __init__(
+        self,
+        model,
+        target,
+        preprocessing,
+        image_size=None,
+        class_score="logit",
+        method="gradient",
+        n_samples=16,
+        noise_level=0.2,
+        baseline=0.0,
+        random_state=0,
+        batch_size=32,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         self.model = model
+        self.method = method
+        self.n_samples = n_samples
+        self.noise_level = noise_level
+        self.baseline = baseline
+        self.random_state = random_state
+        self.batch_size = batch_size
         self.input_size = _resolve_input_size(model, image_size)
         self.target_name, target_fn = _target_function(model, target, class_score)
         self.preprocess = preprocess = (
@@ -55,19 +99,73 @@ class GradientEngine:
         )
         self.n_backward_passes = 0
 
-        spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
-
-        # A fixed signature with a free batch axis: one trace serves every batch,
-        # the short last one included, so long runs never retrace.
-        @tf.function(input_signature=[spec])
-        def gradients(images):
+        def gradient(function, inputs):
             # Only the input is watched: no weight gradient is ever built.
             with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(images)
+                tape.watch(inputs)
                 # Images are independent in inference mode, so the gradient of
                 # the sum is each image's own gradient: one backward pass.
-                total = tf.reduce_sum(target_fn(preprocess(images)))
-            return tf.abs(tape.gradient(total, images))
+                total = tf.reduce_sum(function(inputs))
+            return tape.gradient(total, inputs)
+
+        def input_gradient(images):
+            return gradient(lambda pixels: target_fn(preprocess(pixels)), images)
+
+        spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
+        rows = tf.TensorSpec([None], tf.int32)
+        per_row = tf.TensorSpec([None], tf.float32)
+
+        # Fixed signatures with free batch axes: one trace serves every batch,
+        # the short last one included, so long runs never retrace.
+        if method == "gradient":
+
+            @tf.function(input_signature=[spec])
+            def gradients(images):
+                return tf.abs(input_gradient(images))
+
+        elif method == "gradient_x_input":
+
+            @tf.function(input_signature=[spec])
+            def gradients(images):
+                # The model's own input, after preprocessing, as xplique does.
+                inputs = preprocess(images)
+                return tf.abs(gradient(target_fn, inputs) * inputs)
+
+        elif method == "smoothgrad":
+
+            @tf.function(input_signature=[spec, rows, tf.TensorSpec([None, 2], tf.int32), per_row])
+            def gradients(images, owners, seeds, sigmas):
+                noise = smoothgrad_noise(seeds, self.input_size)
+                points = tf.gather(images, owners) + tf.gather(sigmas, owners)[:, None, None, None] * noise
+                return tf.math.unsorted_segment_sum(
+                    input_gradient(points), owners, tf.shape(images)[0]
+                )
+
+        elif method == "integrated_gradients":
+
+            @tf.function(input_signature=[spec, rows, per_row])
+            def gradients(images, owners, alphas):
+                start = tf.constant(float(baseline), tf.float32)
+                points = start + alphas[:, None, None, None] * (tf.gather(images, owners) - start)
+                return tf.math.unsorted_segment_sum(
+                    input_gradient(points), owners, tf.shape(images)[0]
+                )
+
+        else:
+            layer = _target_layer(model, target)
+
+            @tf.function(input_signature=[spec])
+            def gradients(images):
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    with _recording_output(layer, tape) as outputs:
+                        total = tf.reduce_sum(target_fn(preprocess(images)))
+                activations = outputs[0]
+                weights = tf.reduce_mean(tape.gradient(total, activations), axis=(1, 2), keepdims=True)
+                cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
+                cam = tf.image.resize(cam, self.input_size, method="bilinear")
+                # Three equal channels: aggregation, pooling and normalization
+                # then apply to Grad-CAM maps unchanged.
+                return tf.repeat(cam, 3, axis=-1)
 
         self._gradients = gradients
 
@@ -76,10 +174,99 @@ class GradientEngine:
     images_processed = 0
 
     def __call__(self, images):
-        """Absolute gradients, float32 array of the same shape as ``images``."""
+        """Absolute attributions, float32 array of the same shape as ``images``."""
         self.n_backward_passes += 1
         GradientEngine.images_processed += len(images)
-        return self._gradients(tf.convert_to_tensor(images, tf.float32)).numpy()
+        images = np.asarray(images, np.float32)
+        if self.method not in SAMPLING_METHODS:
+            return self._gradients(tf.convert_to_tensor(images)).numpy()
+        sums = self._summed_gradients(images)
+        if self.method == "smoothgrad":
+            # The SmoothGrad paper and tf-keras-vis: abs of the mean gradient.
+            return np.abs(sums / np.float32(self.n_samples))
+        return np.abs((images - np.float32(self.baseline)) * (sums / np.float32(self.n_samples)))
+
+    def _summed_gradients(self, images):
+        """Sum over each image's ``n_samples`` points of the input gradient.
+
+        The images x points rows are sent in chunks of ``batch_size`` rows, so
+        memory is bounded whatever ``n_samples`` is.
+        """
+        n_samples = self.n_samples
+        owners = np.repeat(np.arange(len(images), dtype=np.int32), n_samples)
+        samples = np.tile(np.arange(n_samples, dtype=np.int32), len(images))
+        if self.method == "smoothgrad":
+            seeds = image_seeds(images, self.random_state)
+            sigmas = self.noise_level * (images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3)))
+        sums = np.zeros_like(images)
+        for start in range(0, len(owners), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            first, stop = owners[chunk][0], owners[chunk][-1] + 1
+            local = owners[chunk] - first
+            if self.method == "smoothgrad":
+                extra = (
+                    np.stack([seeds[owners[chunk]], samples[chunk]], axis=1),
+                    sigmas[first:stop].astype(np.float32),
+                )
+            else:
+                # Midpoint rule on [0, 1]: no point sits on the baseline itself.
+                extra = ((samples[chunk] + np.float32(0.5)) / np.float32(n_samples),)
+            sums[first:stop] += self._gradients(images[first:stop], local, *extra).numpy()
+        return sums
+
+
+def image_seeds(images, random_state):
+    """One int32 noise seed per image, from ``random_state`` and its pixels.
+
+    Seeding from the pixels, not from a position in a batch, keeps each map
+    independent of batch composition, of caches, and of whether the image came
+    as an array or a file.
+    """
+    return np.asarray(
+        [int(fingerprint(random_state, image.tobytes())[:7], 16) for image in images], np.int32
+    )
+
+
+def smoothgrad_noise(seeds, size):
+    """Standard normal noise ``(len(seeds), *size, 3)``, one stateless draw per seed pair."""
+    return tf.map_fn(
+        lambda seed: tf.random.stateless_normal([*size, 3], seed),
+        seeds,
+        fn_output_signature=tf.float32,
+    )
+
+
+@contextlib.contextmanager
+def _recording_output(layer, tape):
+    """Collect ``layer``'s outputs, watched by ``tape``, while the target is traced.
+
+    The target functions call the whole model (nested ones too), so the only
+    place where the activations are tensors of the same graph as the target,
+    which Grad-CAM differentiates with respect to, is the layer's own call.
+    """
+    outputs = []
+    call = layer.call
+
+    def recording(*args, **kwargs):
+        outputs.append(call(*args, **kwargs))
+        tape.watch(outputs[-1])
+        return outputs[-1]
+
+    with _RECORDING_LOCK:
+        # Bypass Keras' attribute tracking: this is a temporary instance override.
+        object.__setattr__(layer, "call", recording)
+        try:
+            yield outputs
+        finally:
+            object.__delattr__(layer, "call")
+    if len(outputs) != 1:
+        raise ValueError(
+            f"Grad-CAM needs layer {layer.name!r} to run once per forward pass; it ran "
+            f"{len(outputs)} times."
+        )
+
+
+_RECORDING_LOCK = threading.Lock()
 
 
 def input_size(model):
@@ -139,15 +326,7 @@ def _target_function(model, target, class_score="logit"):
         layer = last_conv_layer(model)
         return f"gestalt total of {layer.name!r}", _mean_activation(model, layer)
     if isinstance(target, str):
-        layers = {name: layer for name, layer in iter_layers(model)}
-        layers.update({layer.name: layer for layer in layers.values()})
-        if target not in layers:
-            names = ", ".join(name for name, _ in iter_layers(model))
-            raise ValueError(
-                f"Unknown target {target!r}: not 'gestalt', 'class', a class index "
-                f"or a layer of model {model.name!r} (its layers: {names})."
-            )
-        layer = layers[target]
+        layer = _named_layer(model, target)
         return f"mean activation of {layer.name!r}", _mean_activation(model, layer)
     raise ValueError(
         f"target must be 'gestalt', 'class', an int class index or a layer name; got {target!r}."
@@ -193,6 +372,25 @@ def _scores_before_softmax(model, last):
     linear.build(last.input.shape)
     linear.set_weights(last.get_weights())
     return lambda images: linear(features(images, training=False))
+
+
+def _target_layer(model, target):
+    """Grad-CAM's layer: a layer target's own, else the last convolutional layer."""
+    if isinstance(target, str) and target not in ("gestalt", "class"):
+        return _named_layer(model, target)
+    return last_conv_layer(model)
+
+
+def _named_layer(model, name):
+    layers = {path: layer for path, layer in iter_layers(model)}
+    layers.update({layer.name: layer for layer in layers.values()})
+    if name not in layers:
+        names = ", ".join(path for path, _ in iter_layers(model))
+        raise ValueError(
+            f"Unknown target {name!r}: not 'gestalt', 'class', a class index "
+            f"or a layer of model {model.name!r} (its layers: {names})."
+        )
+    return layers[name]
 
 
 def _class_score(model, scores, class_index):

@@ -1,7 +1,7 @@
 """SensitivityTransformer: images in, flattened sensitivity maps out."""
 
 import os
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cache import disk_store, fingerprint, gradient_cache
 from ._images import ImageSource
-from ._maps import AGGREGATIONS, NORMALIZATIONS, pooled_shape, sensitivity_maps
+from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import PREPROCESSINGS
 from ._progress import progress
 
@@ -21,7 +21,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     For each image the map is the absolute gradient of a scalar target of the
     network with respect to every input pixel, computed in one backward pass
     per batch, aggregated over the three colour channels, optionally pooled,
-    normalized per image, and flattened.
+    normalized per image, and flattened. Other saliency methods replace the
+    gradient with their own absolute attributions of the same target; see
+    :ref:`saliency_methods`.
 
     Parameters
     ----------
@@ -33,21 +35,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         offline VGG16 backbone (needs the ``offline`` extra); a path to a
         ``.keras`` file (loaded in Keras' safe mode); or a ``keras.Model``
         taking ``(batch, H, W, 3)`` images.
-    weights : str, path or None, default=None
-        For a registered name: a weights file of that architecture to use
-        instead of the downloaded ImageNet weights (for ``"mobilenet"`` the
-        width ``alpha`` is read from the file). None: the name's own weights.
     target : {"gestalt", "class"}, int or str, default="gestalt"
         ``"gestalt"``: the Gestalt Total, mean activation of the last
         convolutional layer; ``"class"``: score of the predicted class; an int:
         score of that class; any other string: mean activation of the layer
         of that name (searched in nested models too).
-    class_score : {"logit", "output"}, default="logit"
-        What a class target differentiates. ``"logit"``: the class score
-        before a final softmax (the paper's score; for a model without a
-        final softmax, its output); ``"output"``: the model's output as it
-        is, class probabilities for a softmax model (warns: such maps mix in
-        every other class).
     aggregation : {"max", "mean"}, default="max"
         How the three absolute channel derivatives of a pixel are combined.
     normalize : {"max", "sum", "standard"} or None, default="max"
@@ -82,6 +74,52 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         by processes (``GridSearchCV(n_jobs=...)``) and later runs.
     verbose : bool, default=False
         Show a progress bar while computing maps.
+    weights : str, path or None, default=None
+        For a registered name: a weights file of that architecture to use
+        instead of the downloaded ImageNet weights (for ``"mobilenet"`` the
+        width ``alpha`` is read from the file). None: the name's own weights.
+    class_score : {"logit", "output"}, default="logit"
+        What a class target differentiates. ``"logit"``: the class score
+        before a final softmax (the paper's score; for a model without a
+        final softmax, its output); ``"output"``: the model's output as it
+        is, class probabilities for a softmax model (warns: such maps mix in
+        every other class).
+    method : {"gradient", "smoothgrad", "gradient_x_input", \
+            "integrated_gradients", "gradcam"}, default="gradient"
+        The saliency method, each taken of ``target``:
+
+        - ``"gradient"``: the paper's, ``|d target / d pixel|``.
+        - ``"smoothgrad"``: the absolute value of the mean gradient over
+          ``n_samples`` copies of the image with Gaussian noise of standard
+          deviation ``noise_level`` times the image's pixel range (max - min,
+          0..255 pixels before preprocessing), as in the SmoothGrad paper and
+          tf-keras-vis.
+        - ``"gradient_x_input"``: ``|d target / d u * u|`` with ``u`` the
+          model's input after preprocessing, as in xplique.
+        - ``"integrated_gradients"``: ``|(x - b) * mean of the gradient at
+          n_samples midpoints of the straight path from b to x|``, with ``b``
+          the constant image ``baseline``.
+        - ``"gradcam"``: ReLU of the activations of the target's layer (the
+          layer of a layer target, else the last convolutional layer)
+          weighted by the spatial mean of the target's gradient, resized
+          bilinearly to the input size; equal in the three channels.
+
+        Sampling methods cost ``n_samples`` backward passes per image.
+    n_samples : int, default=16
+        Noisy copies (``"smoothgrad"``) or path points
+        (``"integrated_gradients"``) per image; ignored by the other methods.
+        16 keeps a CPU run affordable; xplique defaults to 50.
+    noise_level : float, default=0.2
+        SmoothGrad's noise standard deviation as a fraction of each image's
+        pixel range (the paper finds 0.1 to 0.2 best).
+    baseline : float, default=0.0
+        Pixel value, in 0..255, of the constant baseline image of
+        ``"integrated_gradients"``: 0 is black.
+    random_state : int, default=0
+        Seeds SmoothGrad's noise together with each image's pixels, so that
+        an image's map does not depend on the batch it is in, on caches, or
+        on being given as an array or a file. An int, not None: cached maps
+        must be reproducible.
 
     Attributes
     ----------
@@ -103,7 +141,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2).fit(None)
-    >>> sens.transform(np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))).shape
+    >>> images = np.random.default_rng(0).uniform(0, 255, (5, 16, 16, 3))
+    >>> sens.transform(images).shape
+    (5, 64)
+    >>> smooth = SensitivityTransformer(model=model, method="smoothgrad", n_samples=4, pool=2)
+    >>> smooth.fit(None).transform(images).shape
     (5, 64)
     """
 
@@ -113,6 +155,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         "target": [Integral, str],
         "class_score": [StrOptions({"logit", "output"})],
         "aggregation": [StrOptions(set(AGGREGATIONS))],
+        "method": [StrOptions(set(METHODS))],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "baseline": [Interval(Real, 0, 255, closed="both")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
         "image_size": [tuple, list, None],
@@ -126,9 +173,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         model="vgg16",
-        weights=None,
         target="gestalt",
-        class_score="logit",
         aggregation="max",
         normalize="max",
         pool=4,
@@ -138,11 +183,16 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         cache=True,
         memory=None,
         verbose=False,
+        weights=None,
+        class_score="logit",
+        method="gradient",
+        n_samples=16,
+        noise_level=0.2,
+        baseline=0.0,
+        random_state=0,
     ):
         self.model = model
-        self.weights = weights
         self.target = target
-        self.class_score = class_score
         self.aggregation = aggregation
         self.normalize = normalize
         self.pool = pool
@@ -152,6 +202,13 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         self.cache = cache
         self.memory = memory
         self.verbose = verbose
+        self.weights = weights
+        self.class_score = class_score
+        self.method = method
+        self.n_samples = n_samples
+        self.noise_level = noise_level
+        self.baseline = baseline
+        self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -254,15 +311,43 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         model, _ = resolve_model(self.model, self.weights)
         self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
         self._engine = GradientEngine(
-            model, self.target, self.preprocessing_, self._image_size(), self.class_score
+            model,
+            self.target,
+            self.preprocessing_,
+            self._image_size(),
+            class_score=self.class_score,
+            method=self.method,
+            n_samples=self.n_samples,
+            noise_level=self.noise_level,
+            baseline=self.baseline,
+            random_state=self.random_state,
+            batch_size=self.batch_size,
         )
         self._gradient_key = fingerprint(
-            model_fingerprint(self.model, model, self.weights), self.target,
-            preprocessing_key(self.preprocessing_), self._engine.input_size,
+            model_fingerprint(self.model, model, self.weights),
+            self.target,
+            preprocessing_key(self.preprocessing_),
+            self._engine.input_size,
+            *self._method_key(),
             # Says logit or output for class targets; layer targets ignore class_score.
             self._engine.target_name,
         )
         return self._engine
+
+    def _method_key(self):
+        """The method and the parameters its attributions depend on; none for the gradient.
+
+        Nothing for ``"gradient"`` keeps its keys, and so existing stores, as
+        they were; a parameter a method ignores is left out so that changing it
+        does not recompute that method.
+        """
+        if self.method == "gradient":
+            return ()
+        if self.method == "smoothgrad":
+            return (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+        if self.method == "integrated_gradients":
+            return (self.method, int(self.n_samples), float(self.baseline))
+        return (self.method,)
 
     def _image_size(self):
         if self.image_size is None:

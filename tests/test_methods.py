@@ -1,0 +1,223 @@
+"""Every saliency method against a reference computed directly, and in a search."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
+
+from conftest import IMAGE_SIZE, make_scenes
+from sklearn_sensloc import (
+    BoxRegressor,
+    CorLocScorer,
+    HeuristicBoxEstimator,
+    SensitivityTransformer,
+    gradient_cache,
+)
+from sklearn_sensloc._gradients import image_seeds
+from test_transformer import smooth_model
+
+METHODS = ["gradient", "smoothgrad", "gradient_x_input", "integrated_gradients", "gradcam"]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    gradient_cache.clear()
+    yield
+    gradient_cache.clear()
+
+
+def raw_engine(model, method, target=0, preprocessing="tf", **params):
+    """The engine of a transformer that neither pools nor normalizes."""
+    sens = SensitivityTransformer(
+        model=model, method=method, target=target, preprocessing=preprocessing, cache=False, **params
+    )
+    return sens.fit(None)._engine
+
+
+def target_gradient(model, inputs, target):
+    """Signed gradient of the target with respect to the model's own input, by GradientTape."""
+    inputs = tf.convert_to_tensor(inputs, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        total = tf.reduce_sum(model(inputs)[:, target])
+    return tape.gradient(total, inputs).numpy()
+
+
+def images(n=3, size=8, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+
+
+def test_gradient_x_input_multiplies_by_the_preprocessed_input():
+    model, x = smooth_model(), images()
+    inputs = x / 127.5 - 1.0
+    expected = np.abs(target_gradient(model, inputs, 1) * inputs)
+    np.testing.assert_allclose(raw_engine(model, "gradient_x_input", target=1)(x), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_smoothgrad_without_noise_is_the_gradient():
+    model, x = smooth_model(), images()
+    smooth = raw_engine(model, "smoothgrad", noise_level=0.0, n_samples=3)(x)
+    np.testing.assert_allclose(smooth, raw_engine(model, "gradient")(x), rtol=1e-5, atol=1e-9)
+
+
+def test_smoothgrad_is_the_abs_of_the_mean_noisy_gradient():
+    model, x = smooth_model(), images()
+    # 4 samples in chunks of 5 rows: chunks straddle images.
+    engine = raw_engine(model, "smoothgrad", n_samples=4, noise_level=0.1, random_state=3, batch_size=5)
+    seeds = image_seeds(x, 3)
+    expected = np.empty_like(x)
+    for i, image in enumerate(x):
+        sigma = 0.1 * (image.max() - image.min())
+        noisy = [image + sigma * tf.random.stateless_normal(image.shape, [seeds[i], k]) for k in range(4)]
+        pixels_gradient = target_gradient(model, np.stack(noisy) / 127.5 - 1.0, 0) / 127.5
+        expected[i] = np.abs(pixels_gradient.mean(axis=0))
+    np.testing.assert_allclose(engine(x), expected, rtol=1e-4, atol=1e-9)
+
+
+def test_smoothgrad_noise_depends_on_the_image_and_seed_only(tiny_model, scenes):
+    x = scenes[0][:5]
+    params = dict(model=tiny_model, method="smoothgrad", n_samples=3, pool=1, cache=False)
+    together = SensitivityTransformer(**params, batch_size=4).fit(None).transform(x)
+    alone = SensitivityTransformer(**params, batch_size=1).fit(None).transform(x[3:4])
+    np.testing.assert_allclose(alone[0], together[3], rtol=1e-5, atol=1e-8)
+    other_seed = SensitivityTransformer(**params, random_state=1).fit(None).transform(x)
+    assert not np.allclose(other_seed, together, rtol=1e-3)
+
+
+def test_integrated_gradients_completeness():
+    model, x = smooth_model(), images(2)
+    baseline = 30.0
+    engine = raw_engine(model, "integrated_gradients", target=2, n_samples=64, baseline=baseline, batch_size=48)
+    signed = (x - baseline) * engine._summed_gradients(x) / 64
+    scores = np.asarray(model(x / 127.5 - 1.0))[:, 2]
+    start = np.asarray(model(np.full_like(x, baseline) / 127.5 - 1.0))[:, 2]
+    np.testing.assert_allclose(signed.sum(axis=(1, 2, 3)), scores - start, rtol=2e-3)
+    np.testing.assert_allclose(engine(x), np.abs(signed), rtol=1e-6)
+
+
+def test_integrated_gradients_of_a_linear_model_is_exact():
+    keras.utils.set_random_seed(0)
+    linear = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    weights = linear.layers[-1].get_weights()[0][:, 0].reshape(6, 6, 3)
+    x = images(2, size=6)
+    engine = raw_engine(linear, "integrated_gradients", preprocessing="none", n_samples=2, baseline=255)
+    np.testing.assert_allclose(engine(x), np.abs((x - 255) * weights), rtol=1e-5)
+
+
+@pytest.mark.parametrize("target", [1, "gestalt"])
+def test_gradcam_matches_a_hand_written_one(target):
+    model, x = smooth_model(), images(3)
+    activations_and_scores = keras.Model(
+        model.inputs, [model.get_layer("top_conv").output, model.layers[-1].output]
+    )
+    inputs = tf.convert_to_tensor(x / 127.5 - 1.0)
+    with tf.GradientTape() as tape:
+        activations, scores = activations_and_scores(inputs)
+        total = tf.reduce_sum(scores[:, 1] if target == 1 else tf.reduce_mean(activations, axis=(1, 2, 3)))
+    weights = tf.reduce_mean(tape.gradient(total, activations), axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
+    expected = tf.image.resize(cam, (8, 8)).numpy()[..., 0]
+    maps = raw_engine(model, "gradcam", target=target)(x)
+    assert maps.shape == x.shape
+    for channel in range(3):
+        np.testing.assert_allclose(maps[..., channel], expected, rtol=1e-4, atol=1e-7)
+    assert expected.max() > 0
+
+
+def test_gradcam_on_a_nested_layer(tiny_model, scenes):
+    x = scenes[0][:4]
+    base = keras.Model(tiny_model.inputs, tiny_model.get_layer("last_conv").output, name="base")
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    nested = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(base(inputs)))
+    expected = SensitivityTransformer(model=tiny_model, method="gradcam", pool=1).fit(None).transform(x)
+    maps = SensitivityTransformer(model=nested, method="gradcam", pool=1).fit(None).transform(x)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-7)
+    # The recording of the layer's output is undone after tracing.
+    assert "call" not in vars(tiny_model.get_layer("last_conv"))
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "integrated_gradients"])
+def test_sampling_methods_bound_the_rows_per_pass_and_never_retrace(tiny_model, scenes, method):
+    engine = SensitivityTransformer(
+        model=tiny_model, method=method, n_samples=5, batch_size=4, cache=False
+    ).fit(None)._engine
+    compiled, rows = engine._gradients, []
+
+    def recording(batch, owners, *extra):
+        rows.append(len(owners))
+        return compiled(batch, owners, *extra)
+
+    engine._gradients = recording
+    engine(scenes[0][:3])
+    engine(scenes[0][:2])
+    assert rows == [4, 4, 4, 3] + [4, 4, 2]
+    assert compiled.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_in_the_design_card_pipeline(tiny_model, method):
+    X, boxes, _ = make_scenes(60, seed=4)
+    pipe = Pipeline(
+        [
+            ("sens", SensitivityTransformer(model=tiny_model, method=method, n_samples=4)),
+            ("box", BoxRegressor(max_iter=5, random_state=0)),
+        ]
+    ).fit(X[:40], boxes[:40])
+    predicted = pipe.predict(X[40:])
+    assert predicted.shape == (20, 4)
+    assert np.all((predicted >= 0) & (predicted <= 1))
+    assert np.all(predicted[:, :2] <= predicted[:, 2:])
+    assert 0 <= pipe.score(X[40:], boxes[40:]) <= 100
+
+
+def test_search_over_methods_runs_each_methods_backward_passes_once(tiny_model, backward_calls):
+    X, boxes, _ = make_scenes(45, seed=6)
+    pipe = Pipeline(
+        [
+            ("sens", SensitivityTransformer(model=tiny_model, n_samples=4, batch_size=16)),
+            ("box", HeuristicBoxEstimator(sigma=2, top_fraction=0.3)),
+        ]
+    )
+    grid = {"sens__method": METHODS, "sens__aggregation": ["max", "mean"]}
+    search = GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
+    assert len(search.cv_results_["params"]) == 10
+    assert search.best_params_["sens__method"] in METHODS
+    assert sum(backward_calls) == len(METHODS) * len(X)
+
+
+def test_cache_keys_hold_only_the_parameters_a_method_uses(tiny_model, scenes, backward_calls):
+    x = scenes[0][:3]
+
+    def maps(**params):
+        return SensitivityTransformer(model=tiny_model, **params).fit(None).transform(x)
+
+    smooth = maps(method="smoothgrad", n_samples=2)
+    maps(method="gradient", n_samples=2)
+    maps(method="gradient", n_samples=3, noise_level=0.5)
+    maps(method="gradcam", n_samples=3)
+    assert sum(backward_calls) == 9
+    np.testing.assert_array_equal(maps(method="smoothgrad", n_samples=2, baseline=9.0), smooth)
+    assert sum(backward_calls) == 9
+    assert not np.allclose(maps(method="smoothgrad", n_samples=2, noise_level=0.5), smooth)
+    maps(method="integrated_gradients", n_samples=2)
+    maps(method="integrated_gradients", n_samples=2, baseline=9.0)
+    assert sum(backward_calls) == 18
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"method": "occlusion"},
+        {"n_samples": 0},
+        {"noise_level": -0.1},
+        {"baseline": 300.0},
+        {"random_state": None},
+    ],
+)
+def test_bad_method_parameters_are_refused_in_fit(tiny_model, params):
+    sens = SensitivityTransformer(model=tiny_model, **params)
+    with pytest.raises(InvalidParameterError, match=next(iter(params))):
+        sens.fit(None)
