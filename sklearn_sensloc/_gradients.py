@@ -351,7 +351,8 @@ def _class_scores(model, class_score):
                 UserWarning,
                 stacklevel=4,
             )
-        return (lambda images: model(images, training=False)), "output"
+        kind = "probability" if ends_in_softmax else "score"
+        return (lambda images: model(images, training=False)), kind
     return _scores_before_softmax(model, last), "logit"
 
 

@@ -281,7 +281,7 @@ def test_fine_tuned_head_on_a_nested_mobilenet_base(mobilenet_weights, chelsea):
         gestalt = SensitivityTransformer(model=model, pool=8).fit(None)
         by_class = SensitivityTransformer(model=model, target=2, pool=8).fit(None)
     assert gestalt.target_name_ == "gestalt total of 'conv_pw_13'"
-    assert by_class.target_name_ == "class 2"
+    assert by_class.target_name_ == "score of class 2"
     for sens in (gestalt, by_class):
         maps = sens.transform(chelsea)
         assert maps.shape == (1, 784) and np.isfinite(maps).all() and maps.max() == 1.0

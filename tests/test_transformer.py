@@ -94,13 +94,14 @@ def test_class_targets_use_the_score_before_the_softmax(kind, target):
         sens = SensitivityTransformer(model=model, target=target, pool=1, normalize=None, **params)
         return sens.fit(None), sens.transform(images)
 
-    _, expected = maps(logits_model)
+    plain, expected = maps(logits_model)
+    assert plain.target_name_.startswith("score")
     sens, found = maps(softmax_model)
     np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-9)
     assert sens.target_name_.startswith("logit")
     with pytest.warns(UserWarning, match="ends in a softmax.*class_score='logit'"):
         sens, probabilities = maps(softmax_model, class_score="output")
-    assert sens.target_name_.startswith("output")
+    assert sens.target_name_.startswith("probability")
     assert not np.allclose(probabilities, expected, rtol=1e-2)
 
 
