@@ -34,8 +34,7 @@ SGD_CALL_BYTES = 64 << 20
 #: a few tenths of a CorLoc point of the exact ridge solution.
 MINIBATCH_MOMENTUM = 0.9
 
-#: Rows of a mini-batch multiplied at once on the CPU, in bytes of features:
-#: a block that stays in cache between its two matrix products.
+#: Rows summed at once by the feature scaler, in bytes of features.
 HOST_BLOCK_BYTES = 8 << 20
 
 
@@ -45,8 +44,8 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     With ``solver="sgd"``, four :class:`~sklearn.linear_model.SGDRegressor`
     models, one per coordinate, make per-sample updates over mini-batches.
     With ``solver="minibatch"``, the paper's mini-batch SGD: one update per
-    mini-batch for the four coordinates at once, two matrix products on the
-    Keras backend's device (a GPU where there is one), in float32. Both
+    mini-batch for the four coordinates at once: two matrix products, on the
+    Keras backend's GPU where there is one, else with numpy. Both
     minimize the squared error plus ``alpha`` times half the squared norm of
     the weights. Predictions are turned into valid boxes: clipped to ``[0, 1]``
     with ordered corners.
@@ -96,7 +95,10 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     solver : {"sgd", "minibatch"}, default="sgd"
         ``"sgd"``: :class:`~sklearn.linear_model.SGDRegressor`'s per-sample
         updates; ``"minibatch"``: one update per mini-batch, as matrix products
-        with heavy-ball momentum (0.9), much faster on large maps.
+        with heavy-ball momentum (0.9), much faster on large maps. Being one
+        update per mini-batch, it needs on the order of 150 of them (the
+        default ``max_iter`` on 5,000 maps); on a few hundred maps, raise
+        ``max_iter`` or lower ``batch_size``.
 
     Attributes
     ----------
@@ -369,16 +371,24 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     def _run_minibatch(self, X, y, batches, step_size):
         state = self._minibatch
         products = _device_products if _accelerator() else _host_products
+        buffer = np.empty((0, X.shape[1]), X.dtype)
         for rows in batches:
+            # One buffer for every mini-batch: a fresh array per batch costs
+            # page faults comparable to the products. The rows are sorted for
+            # a sequential read; their order does not change a batch gradient.
+            if len(buffer) < len(rows):
+                buffer = np.empty((len(rows), X.shape[1]), X.dtype)
+            rows = np.sort(rows)
+            X_batch = np.take(X, rows, axis=0, out=buffer[: len(rows)], mode="clip")
             step = min(self.eta0 * len(rows), self._max_step)
             if self.learning_rate == "step":
                 step /= self.decay ** (self.n_iter_ // step_size)
             self.n_iter_ += 1
             # The scaling (X - shift) * factor is folded into the weights and
-            # the gradient, so the raw mini-batch is only read, never copied.
+            # the gradient, so the gathered mini-batch is only read.
             scaled_weights = state["weights"] * self._factor[:, None]
             offset = state["intercept"] - self._shift @ scaled_weights
-            product, residual_sums = products(X, rows, scaled_weights, offset, y)
+            product, residual_sums = products(X_batch, scaled_weights, offset, y[rows])
             gradient = self._factor[:, None] * (product - np.outer(self._shift, residual_sums))
             gradient = gradient / len(rows) + self.alpha * state["weights"]
             for name, change in [("weights", gradient), ("intercept", residual_sums / len(rows))]:
@@ -427,33 +437,19 @@ def _accelerator():
     return any(keras.distribution.list_devices(kind) for kind in ("gpu", "tpu"))
 
 
-def _host_products(X, rows, weights, offset, y):
-    """``X[rows].T @ residual`` and the residual's column sums, with numpy.
-
-    The rows are gathered a cache-sized block at a time and both products
-    run on the block while it is in cache: the mini-batch is read from memory
-    once, and no copy of it is ever made.
-    """
-    block = max(1, HOST_BLOCK_BYTES // (X.shape[1] * X.itemsize))
-    buffer = np.empty((min(block, len(rows)), X.shape[1]), X.dtype)
-    product = np.zeros((4, X.shape[1]), np.float32)
-    residual_sums = np.zeros(4, np.float32)
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block]
-        X_part = np.take(X, part, axis=0, out=buffer[: len(part)])
-        residual = (X_part @ weights + offset - y[part]).astype(np.float32)
-        product += residual.T @ X_part
-        residual_sums += residual.sum(axis=0)
-    return product.T, residual_sums
+def _host_products(X_batch, weights, offset, y_batch):
+    """``X_batch.T @ residual`` and the residual's column sums, with numpy."""
+    residual = (X_batch @ weights + offset - y_batch).astype(np.float32)
+    # (residual.T @ X).T: transposing the small factor, not the mini-batch.
+    return (residual.T @ X_batch).T, residual.sum(axis=0)
 
 
-def _device_products(X, rows, weights, offset, y):
+def _device_products(X_batch, weights, offset, y_batch):
     """The same as :func:`_host_products`, on the Keras backend's accelerator."""
     from keras import ops
 
-    X_batch = ops.convert_to_tensor(np.take(X, rows, axis=0).astype(np.float32, copy=False))
-    shift = ops.convert_to_tensor((offset - y[rows]).astype(np.float32))
+    X_batch = ops.convert_to_tensor(X_batch.astype(np.float32, copy=False))
+    shift = ops.convert_to_tensor((offset - y_batch).astype(np.float32))
     residual = ops.matmul(X_batch, ops.convert_to_tensor(weights)) + shift
-    # (residual.T @ X).T: transposing the small factor, not the mini-batch.
     product = ops.transpose(ops.matmul(ops.transpose(residual), X_batch))
     return ops.convert_to_numpy(product), ops.convert_to_numpy(ops.sum(residual, axis=0))

@@ -208,6 +208,16 @@ class TestMiniBatchSolver:
         first.partial_fit(X, boxes)
         np.testing.assert_array_equal(restored.predict(X), first.predict(X))
 
+    def test_accelerator_path_equals_the_numpy_path(self, monkeypatch):
+        from sklearn_sensloc import _regressor
+
+        X, boxes = linear_boxes(n_samples=300)
+        on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
+        # The keras.ops path, run on this machine's CPU.
+        monkeypatch.setattr(_regressor, "_accelerator", lambda: True)
+        on_device = clone(on_host).fit(X, boxes)
+        np.testing.assert_allclose(on_device.coef_, on_host.coef_, rtol=1e-4, atol=1e-6)
+
     def test_solver_and_its_schedules_are_validated(self):
         X, boxes = linear_boxes(n_samples=20)
         with pytest.raises(ValueError, match="solver"):
