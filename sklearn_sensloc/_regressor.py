@@ -61,9 +61,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         Initial learning rate, per sample. The mini-batch solver steps by
         ``eta0`` times the number of rows along the batch's mean gradient,
         capped at the largest step that is stable for the data (the inverse
-        of the mean squared norm of a scaled sample, plus one for the
-        intercept: 0.5 with ``scale_features=True``), so that any ``eta0`` is
-        safe; the schedule then divides that step.
+        of the loss's largest curvature: at most 1 with
+        ``scale_features=True``), so that any ``eta0`` is safe; the schedule
+        then divides that step.
     learning_rate : {"step", "constant", "invscaling", "adaptive"}, default="step"
         ``"step"``: the paper's schedule, ``eta0`` divided by ``decay`` every
         ``step_size`` iterations (mini-batches). The others are
@@ -299,11 +299,18 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                 ("intercept_velocity", (4,)), ("mean_intercept", (4,)),
             ]
         }
-        # The mean squared norm of a scaled sample with its intercept input of
-        # 1 bounds the curvature of the loss from above: steps up to its
-        # inverse never diverge. A few hundred samples estimate it well.
-        sample = (X[:256] - self._shift) * self._factor
-        self._max_step = 1.0 / (1.0 + float(np.mean(np.sum(sample * sample, axis=1))))
+        # Steps up to the inverse of the loss's largest curvature never
+        # diverge (with momentum, up to 3.8 times that). The curvature is the
+        # top eigenvalue of the second moment of a scaled sample with its
+        # intercept input of 1, found by power iteration on a few hundred
+        # samples; the intercept alone makes it at least 1.
+        sample = np.hstack([(X[:256] - self._shift) * self._factor, np.ones((len(X[:256]), 1))])
+        direction = np.ones(sample.shape[1]) / math.sqrt(sample.shape[1])
+        for _ in range(30):
+            direction = sample.T @ (sample @ direction) / len(sample)
+            curvature = np.linalg.norm(direction)
+            direction /= curvature
+        self._max_step = 1.0 / curvature
 
     def _eta(self, iteration, step_size):
         if self.learning_rate != "step":
