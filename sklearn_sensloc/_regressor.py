@@ -296,7 +296,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
             for name, shape in [
                 ("weights", (n_features, 4)), ("weights_velocity", (n_features, 4)),
                 ("mean_weights", (n_features, 4)), ("intercept", (4,)),
-                ("intercept_velocity", (4,)), ("mean_intercept", (4,)),
+                ("mean_intercept", (4,)),
             ]
         }
         # Steps up to the inverse of the loss's largest curvature never
@@ -398,11 +398,14 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
             product, residual_sums = products(X_batch, scaled_weights, offset, y[rows])
             gradient = self._factor[:, None] * (product - np.outer(self._shift, residual_sums))
             gradient = gradient / len(rows) + self.alpha * state["weights"]
-            for name, change in [("weights", gradient), ("intercept", residual_sums / len(rows))]:
-                velocity = state[name + "_velocity"]
-                velocity *= MINIBATCH_MOMENTUM
-                velocity -= step * change
-                state[name] += velocity
+            velocity = state["weights_velocity"]
+            velocity *= MINIBATCH_MOMENTUM
+            velocity -= step * gradient
+            state["weights"] += velocity
+            # No momentum for the intercept: along it the curvature is the
+            # largest (1 with centered features), where momentum oscillates.
+            state["intercept"] -= step * residual_sums / len(rows)
+            for name in ("weights", "intercept"):
                 # Running mean over the iterations so far (ASGD).
                 state["mean_" + name] += (state[name] - state["mean_" + name]) / self.n_iter_
 
