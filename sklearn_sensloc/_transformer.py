@@ -1,5 +1,6 @@
 """SensitivityTransformer: images in, flattened sensitivity maps out."""
 
+import copy
 import os
 from numbers import Integral, Real
 
@@ -13,6 +14,12 @@ from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import PREPROCESSINGS
 from ._progress import progress
+
+#: Parameters that act on maps after the backward pass (or on how they are
+#: stored): changing one keeps the compiled engine. Every other parameter
+#: (model, target, preprocessing, image size, method, batch size, which
+#: bounds the images a method sends through the network at once) selects one.
+MAP_SIDE_PARAMS = frozenset({"aggregation", "normalize", "pool", "cache", "memory", "verbose"})
 
 
 class SensitivityTransformer(TransformerMixin, BaseEstimator):
@@ -310,27 +317,37 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
         model, _ = resolve_model(self.model, self.weights)
         self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
-        self._engine = GradientEngine(
-            model,
-            self.target,
-            self.preprocessing_,
-            self._image_size(),
-            class_score=self.class_score,
-            method=self.method,
-            n_samples=self.n_samples,
-            noise_level=self.noise_level,
-            baseline=self.baseline,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
+        preprocessing = preprocessing_key(self.preprocessing_)
+        engine_params = sorted(
+            (name, repr(value))
+            for name, value in self.get_params(deep=False).items()
+            if name != "model" and name not in MAP_SIDE_PARAMS
         )
-        self._gradient_key = fingerprint(
-            model_fingerprint(self.model, model, self.weights),
-            self.target,
-            preprocessing_key(self.preprocessing_),
-            self._engine.input_size,
-            *self._method_key(),
-            # Says logit or output for class targets; layer targets ignore class_score.
-            self._engine.target_name,
+        self._engine, self._gradient_key = _shared_engine(
+            model,
+            (preprocessing, *engine_params),
+            lambda: GradientEngine(
+                model,
+                self.target,
+                self.preprocessing_,
+                self._image_size(),
+                class_score=self.class_score,
+                method=self.method,
+                n_samples=self.n_samples,
+                noise_level=self.noise_level,
+                baseline=self.baseline,
+                random_state=self.random_state,
+                batch_size=self.batch_size,
+            ),
+            lambda engine: fingerprint(
+                model_fingerprint(self.model, model, self.weights),
+                self.target,
+                preprocessing,
+                engine.input_size,
+                *self._method_key(),
+                # Says logit or probability for class targets; layer targets ignore class_score.
+                engine.target_name,
+            ),
         )
         return self._engine
 
@@ -363,6 +380,18 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         engine = getattr(self, "_engine", None)
         return engine if engine is not None else self._build_engine()
 
+    def __sklearn_clone__(self):
+        # The model is only ever read, so a clone uses the same one (and the
+        # same compiled engine) instead of a deep copy, which for a keras.Model
+        # means pickling the whole network on every clone of a search. Every
+        # other parameter is cloned as sklearn does, from a shallow copy that
+        # does not carry the model, leaving this estimator untouched.
+        without_model = copy.copy(self)
+        without_model.model = None
+        cloned = super(SensitivityTransformer, without_model).__sklearn_clone__()
+        cloned.model = self.model
+        return cloned
+
     def __getstate__(self):
         # object.__getstate__ returns the live __dict__: copy before dropping.
         state = dict(super().__getstate__())
@@ -376,6 +405,38 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def _shared_engine(model, key, build, gradient_key):
+    """``(engine, gradient_key(engine))``, built once per model object and ``key``.
+
+    Engines are kept on the model object itself: an engine holds its model, so
+    a module-level table would keep every model alive, while an attribute of
+    the model lives and dies with it (Keras neither pickles nor copies it).
+    The gradient key of a ``keras.Model`` hashes every weight, which takes
+    longer than a small fit; it is reused while a cheap checksum of the
+    weights is unchanged, so a model trained further, or given other weights,
+    gets a new key.
+    """
+    engines = getattr(model, "_sensloc_engines", None)
+    if engines is None:
+        engines = {}
+        # A plain attribute, outside Keras' tracking of layers and variables.
+        object.__setattr__(model, "_sensloc_engines", engines)
+    if key not in engines:
+        engines[key] = {"engine": build(), "checksum": None}
+    entry = engines[key]
+    checksum = _weights_checksum(model)
+    if entry["checksum"] != checksum:
+        entry["gradient_key"] = gradient_key(entry["engine"])
+        entry["checksum"] = checksum
+    return entry["engine"], entry["gradient_key"]
+
+
+def _weights_checksum(model):
+    import keras
+
+    return tuple(float(keras.ops.sum(weight)) for weight in model.weights)
 
 
 def _lookup(stores, key):

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.linear_model import Ridge, SGDRegressor
 
 from sklearn_sensloc import (
     BoxRegressor,
@@ -103,6 +104,31 @@ class TestBoxRegressor:
         np.testing.assert_allclose(reg.predict(X[order]), reg.predict(X)[order])
         np.testing.assert_allclose(reg.predict(X[:7]), reg.predict(X)[:7])
 
+    def test_equals_one_sgdregressor_call_per_mini_batch(self):
+        # The reference: the paper's loop, partial_fit per mini-batch and coordinate.
+        X, boxes = linear_boxes(n_samples=500)
+        reg = BoxRegressor(batch_size=64, max_iter=6, random_state=3).fit(X, boxes)
+        rng = np.random.RandomState(3)
+        seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(4)]
+        scaled = (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(X.shape[1])
+        models = [
+            SGDRegressor(learning_rate="constant", average=True, shuffle=False,
+                         random_state=np.random.RandomState(seed))
+            for seed in seeds
+        ]
+        iteration = 0
+        for _ in range(6):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), 64):
+                rows = order[start : start + 64]
+                for column, model in enumerate(models):
+                    model.eta0 = 0.1 / 10 ** (iteration // 16)
+                    model.partial_fit(scaled[rows], boxes[rows, column])
+                iteration += 1
+        expected = np.vstack([model.coef_ for model in models]) / X.std(axis=0) / np.sqrt(40)
+        np.testing.assert_allclose(reg.coef_, expected, rtol=1e-6, atol=1e-9)
+        assert reg.n_iter_ == iteration
+
     @pytest.mark.parametrize(
         "bad_row, message",
         [
@@ -133,6 +159,73 @@ class TestBoxRegressor:
             reg.predict(X[:, :5])
         with pytest.raises(ValueError, match="eta0"):
             BoxRegressor(eta0=-1).fit(X, boxes)
+
+
+def exact_ridge_boxes(X, boxes, X_test, alpha=1e-4):
+    """The exact minimizer of BoxRegressor's objective, on its feature scaling."""
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    norm = 1 / np.sqrt(X.shape[1])
+    ridge = Ridge(alpha=alpha * len(X)).fit((X - mean) / std * norm, boxes)
+    return to_valid_boxes(ridge.predict((X_test - mean) / std * norm))
+
+
+class TestMiniBatchSolver:
+    def test_fit_is_close_to_the_exact_ridge_solution(self):
+        X, boxes = linear_boxes()
+        X_test, boxes_test = linear_boxes(seed=1)
+        # 150 updates, as the defaults make on 5,000 maps.
+        reg = BoxRegressor(solver="minibatch", batch_size=200, random_state=0).fit(X, boxes)
+        assert not hasattr(reg, "estimators_")
+        assert_valid_boxes(reg.predict(X_test))
+        exact = exact_ridge_boxes(X, boxes, X_test)
+        assert reg.score(X_test, boxes_test) >= corloc_score(boxes_test, exact) - 1.0
+        np.testing.assert_allclose(reg.coef_, least_squares(X, boxes)[:-1].T, atol=0.01)
+        raw = X_test @ reg.coef_.T + reg.intercept_
+        np.testing.assert_allclose(reg.predict(X_test), to_valid_boxes(raw))
+
+    def test_partial_fit_over_mini_batches_learns(self):
+        X, boxes = linear_boxes()
+        reg = BoxRegressor(solver="minibatch", random_state=0, step_size=60)
+        for _ in range(30):
+            for start in range(0, len(X), 100):
+                reg.partial_fit(X[start : start + 100], boxes[start : start + 100])
+        assert reg.n_iter_ == 180
+        np.testing.assert_allclose(reg.coef_, least_squares(X, boxes)[:-1].T, atol=0.01)
+
+    def test_any_learning_rate_is_stable(self):
+        X, boxes = linear_boxes(n_samples=200)
+        for eta0 in (1e-3, 0.1, 100.0):
+            reg = BoxRegressor(solver="minibatch", eta0=eta0, random_state=0).fit(X, boxes)
+            assert np.all(np.isfinite(reg.coef_)) and np.abs(reg.coef_).max() < 1
+
+    def test_deterministic_with_random_state_and_picklable(self):
+        X, boxes = linear_boxes(n_samples=300)
+        first = BoxRegressor(solver="minibatch", batch_size=64, random_state=7).fit(X, boxes)
+        second = clone(first).fit(X, boxes)
+        np.testing.assert_array_equal(first.coef_, second.coef_)
+        other = clone(first).set_params(random_state=8).fit(X, boxes)
+        assert not np.array_equal(first.coef_, other.coef_)
+        restored = pickle.loads(pickle.dumps(first))
+        restored.partial_fit(X, boxes)
+        first.partial_fit(X, boxes)
+        np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+
+    def test_accelerator_path_equals_the_numpy_path(self, monkeypatch):
+        from sklearn_sensloc import _regressor
+
+        X, boxes = linear_boxes(n_samples=300)
+        on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
+        # The keras.ops path, run on this machine's CPU.
+        monkeypatch.setattr(_regressor, "_accelerator", lambda: True)
+        on_device = clone(on_host).fit(X, boxes)
+        np.testing.assert_allclose(on_device.coef_, on_host.coef_, rtol=1e-4, atol=1e-6)
+
+    def test_solver_and_its_schedules_are_validated(self):
+        X, boxes = linear_boxes(n_samples=20)
+        with pytest.raises(ValueError, match="solver"):
+            BoxRegressor(solver="lbfgs").fit(X, boxes)
+        with pytest.raises(ValueError, match="learning_rate='invscaling' is a schedule of"):
+            BoxRegressor(solver="minibatch", learning_rate="invscaling").fit(X, boxes)
 
 
 class TestHeuristicBoxEstimator:

@@ -38,6 +38,29 @@ def test_design_card_grid_search(tiny_model, scenes):
     assert search.cv_results_["mean_test_score"].max() > center + 15
 
 
+def test_grid_search_over_the_box_solver(tiny_model, scenes):
+    X, boxes, _ = scenes
+    pipe = Pipeline(
+        [
+            ("sens", SensitivityTransformer(model=tiny_model, target="gestalt", pool=1)),
+            ("box", BoxRegressor(random_state=0)),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"box__solver": ["sgd", "minibatch"], "box__eta0": [0.01, 0.1]},
+        scoring=CorLocScorer(),
+        cv=3,
+    ).fit(X, boxes)
+    X_test, boxes_test, _ = make_scenes(120, seed=1)
+    center = CenterBoxBaseline().fit(X, boxes).score(X_test, boxes_test)
+    results = search.cv_results_
+    minibatch = np.asarray(results["param_box__solver"]) == "minibatch"
+    assert np.all(results["mean_test_score"][minibatch] > center + 15)
+    refitted = search.best_estimator_.set_params(box__solver="minibatch").fit(X, boxes)
+    assert refitted.score(X_test, boxes_test) > center + 15
+
+
 def test_cross_val_score_and_heuristic_step(tiny_model, scenes):
     X, boxes, _ = scenes
     sens = SensitivityTransformer(model=tiny_model, pool=1)
