@@ -50,6 +50,14 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     the weights. Predictions are turned into valid boxes: clipped to ``[0, 1]``
     with ordered corners.
 
+    Maps are heavy-tailed: a few pixels carry most of the gradient. By
+    default each feature is first raised to the power ``power`` (its square
+    root), which lets a linear model weigh the broad shape of the map rather
+    than its few brightest pixels, and, when the features read as a map, the
+    training maps are mirrored left to right with their boxes, which doubles
+    the training set at no labelling cost. On genuine photos both helped;
+    ``power=1, flip=False`` is the paper's regression.
+
     Features are standardized and divided by the square root of their number,
     so every sample has a squared norm of about one; the per-sample SGD
     updates then converge for learning rates up to about 1 whatever the map
@@ -79,8 +87,11 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         Mini-batch size in ``fit``, as in the paper.
     max_iter : int, default=50
         Passes (epochs) over the data in ``fit``.
-    alpha : float, default=1e-4
-        L2 penalty of each SGDRegressor.
+    alpha : float, default=1e-3
+        L2 penalty per sample, on the scaled features. 1e-3 was best on
+        genuine photos (the shared VOC split, 1,000 to 3,000 training maps
+        at 784 to 3,136 features); the paper's unregularized fit overfits
+        them.
     average : bool, default=True
         Average the SGD weights (ASGD): the averaged solution is much closer to
         the least-squares one at no extra cost. The mini-batch solver averages
@@ -99,6 +110,16 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         update per mini-batch, it needs on the order of 150 of them (the
         default ``max_iter`` on 5,000 maps); on a few hundred maps, raise
         ``max_iter`` or lower ``batch_size``.
+    power : float, default=0.5
+        Exponent applied to every feature (keeping its sign) before scaling;
+        1 leaves the maps as they are.
+    flip : bool or "auto", default="auto"
+        Also train on every map mirrored left to right, with its box mirrored
+        too. ``"auto"``: when the features read as a map (``map_shape`` given,
+        or a square number of features, as :class:`SensitivityTransformer`
+        returns for square inputs).
+    map_shape : tuple (height, width) or None, default=None
+        Shape of one flattened map, for ``flip``. None: square maps.
 
     Attributes
     ----------
@@ -108,9 +129,11 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     scaler_ : StandardScaler or None
         The feature standardization.
     coef_ : ndarray of shape (4, n_features)
-        Weights in the units of the input features.
+        Weights on the input features raised to ``power``.
     intercept_ : ndarray of shape (4,)
-        Intercepts in the units of the input features.
+        Intercepts in the same units.
+    flips_ : bool
+        Whether mirrored maps were added to the training data.
     n_iter_ : int
         Mini-batch iterations done so far.
     n_features_in_ : int
@@ -144,6 +167,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "solver": [StrOptions({"sgd", "minibatch"})],
+        "power": [Interval(Real, 0, None, closed="neither")],
+        "flip": ["boolean", StrOptions({"auto"})],
+        "map_shape": [tuple, list, None],
     }
 
     def __init__(
@@ -154,12 +180,15 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         decay=10.0,
         batch_size=2048,
         max_iter=50,
-        alpha=1e-4,
+        alpha=1e-3,
         average=True,
         scale_features=True,
         shuffle=True,
         random_state=None,
         solver="sgd",
+        power=0.5,
+        flip="auto",
+        map_shape=None,
     ):
         self.eta0 = eta0
         self.learning_rate = learning_rate
@@ -173,6 +202,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self.shuffle = shuffle
         self.random_state = random_state
         self.solver = solver
+        self.power = power
+        self.flip = flip
+        self.map_shape = map_shape
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -190,6 +222,8 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self : BoxRegressor
         """
         X, y = self._check_data(X, y, reset=True)
+        self.flips_ = self._flips(X.shape[1])
+        X, y = self._training_rows(X, y)
         rng = check_random_state(self.random_state)
         batches_per_epoch = math.ceil(len(X) / self.batch_size)
         total = self.max_iter * batches_per_epoch
@@ -214,6 +248,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         first = not hasattr(self, "n_iter_")
         X, y = self._check_data(X, y, reset=first)
         if first:
+            self.flips_ = self._flips(X.shape[1])
+        X, y = self._training_rows(X, y)
+        if first:
             self._start(X, check_random_state(self.random_state))
         step_size = PAPER_STEP_SIZE if self.step_size == "auto" else self.step_size
         self._run(X, y, [np.arange(len(X))], step_size)
@@ -232,7 +269,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return to_valid_boxes(X @ self.coef_.T + self.intercept_)
+        return to_valid_boxes(self._powered(X) @ self.coef_.T + self.intercept_)
 
     def _check_data(self, X, y, reset):
         # Boxes are checked before X so that a bad box is reported by its row.
@@ -240,6 +277,43 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
         check_consistent_length(X, boxes)
         return X, boxes
+
+    def _flips(self, n_features):
+        if self.flip is False:
+            return False
+        shape = self._map_shape(n_features)
+        if shape is None and self.flip is True:
+            raise ValueError(
+                f"flip=True mirrors maps, but the {n_features} features are not a square map; "
+                "pass map_shape=(height, width)."
+            )
+        return shape is not None
+
+    def _map_shape(self, n_features):
+        if self.map_shape is not None:
+            shape = tuple(self.map_shape)
+            if len(shape) != 2 or shape[0] * shape[1] != n_features:
+                raise ValueError(
+                    f"map_shape={self.map_shape!r} does not match the {n_features} features of X."
+                )
+            return shape
+        side = math.isqrt(n_features)
+        return (side, side) if side * side == n_features else None
+
+    def _training_rows(self, X, y):
+        """The features raised to ``power``, and the mirrored maps and boxes when flipping."""
+        X = self._powered(X)
+        if not self.flips_:
+            return X, y
+        height, width = self._map_shape(X.shape[1])
+        mirrored = X.reshape(len(X), height, width)[:, :, ::-1].reshape(len(X), -1)
+        boxes = np.column_stack([1 - y[:, 2], y[:, 1], 1 - y[:, 0], y[:, 3]])
+        return np.concatenate([X, mirrored]), np.concatenate([y, boxes])
+
+    def _powered(self, X):
+        if self.power == 1:
+            return X
+        return np.sign(X) * np.abs(X) ** X.dtype.type(self.power)
 
     def _epoch_batches(self, n_samples, rng):
         """Row indices of each mini-batch of ``max_iter`` epochs."""

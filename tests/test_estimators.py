@@ -16,6 +16,9 @@ from sklearn_sensloc import (
 from sklearn_sensloc._boxes import to_valid_boxes
 from sklearn_sensloc._heuristic import SIGMA_GRID, TOP_FRACTION_GRID
 
+#: The paper's plain linear regression, for checks against exact solutions.
+PAPER = dict(power=1, alpha=1e-4)
+
 
 def linear_boxes(n_samples=600, n_features=40, noise=0.005, seed=0):
     """Features and boxes that are an (almost) exact linear function of them."""
@@ -45,7 +48,7 @@ class TestBoxRegressor:
     def test_learns_a_linear_map_close_to_least_squares(self):
         X, boxes = linear_boxes()
         X_test, boxes_test = linear_boxes(seed=1)
-        reg = BoxRegressor(random_state=0).fit(X, boxes)
+        reg = BoxRegressor(random_state=0, **PAPER).fit(X, boxes)
         solution = least_squares(X, boxes)
         exact = to_valid_boxes(X_test @ solution[:-1] + solution[-1])
         assert reg.score(X_test, boxes_test) >= corloc_score(boxes_test, exact) - 1.0
@@ -54,7 +57,7 @@ class TestBoxRegressor:
 
     def test_coefficients_are_in_input_units(self):
         X, boxes = linear_boxes()
-        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        reg = BoxRegressor(max_iter=5, random_state=0, **PAPER).fit(X, boxes)
         raw = X @ reg.coef_.T + reg.intercept_
         np.testing.assert_allclose(reg.predict(X), to_valid_boxes(raw))
         assert reg.coef_.shape == (4, X.shape[1])
@@ -97,6 +100,42 @@ class TestBoxRegressor:
         restored = pickle.loads(pickle.dumps(first))
         np.testing.assert_array_equal(restored.predict(X), first.predict(X))
 
+    def test_features_are_raised_to_power_before_the_linear_map(self):
+        X, boxes = linear_boxes()
+        X = np.abs(X)
+        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        assert reg.power == 0.5
+        np.testing.assert_allclose(
+            reg.predict(X), to_valid_boxes(np.sqrt(X) @ reg.coef_.T + reg.intercept_)
+        )
+        plain = BoxRegressor(max_iter=5, random_state=0, power=1).fit(np.sqrt(X), boxes)
+        np.testing.assert_allclose(plain.coef_, reg.coef_, rtol=1e-6, atol=1e-9)
+
+    def test_flip_trains_on_mirrored_maps_and_boxes(self):
+        rng = np.random.default_rng(0)
+        maps = rng.random((60, 3, 5))
+        boxes = to_valid_boxes(rng.random((60, 4)))
+        flat = maps.reshape(60, -1)
+        flipped = BoxRegressor(max_iter=3, random_state=0, map_shape=(3, 5)).fit(flat, boxes)
+        assert flipped.flips_
+        mirrored = maps[:, :, ::-1].reshape(60, -1)
+        mirrored_boxes = np.column_stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]])
+        by_hand = BoxRegressor(max_iter=3, random_state=0, flip=False).fit(
+            np.vstack([flat, mirrored]), np.vstack([boxes, mirrored_boxes])
+        )
+        assert not by_hand.flips_
+        np.testing.assert_allclose(flipped.coef_, by_hand.coef_, rtol=1e-6, atol=1e-9)
+        # "auto" flips when the features read as a square map.
+        assert BoxRegressor(random_state=0).fit(rng.random((20, 16)), boxes[:20]).flips_
+        assert not BoxRegressor(random_state=0).fit(rng.random((20, 15)), boxes[:20]).flips_
+
+    def test_flip_needs_a_map(self):
+        X, boxes = linear_boxes(n_samples=20)
+        with pytest.raises(ValueError, match="40 features are not a square map"):
+            BoxRegressor(flip=True).fit(X, boxes)
+        with pytest.raises(ValueError, match=r"map_shape=\(3, 5\) does not match the 40"):
+            BoxRegressor(map_shape=(3, 5)).fit(X, boxes)
+
     def test_prediction_is_row_independent(self):
         X, boxes = linear_boxes(n_samples=200)
         reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
@@ -107,7 +146,7 @@ class TestBoxRegressor:
     def test_equals_one_sgdregressor_call_per_mini_batch(self):
         # The reference: the paper's loop, partial_fit per mini-batch and coordinate.
         X, boxes = linear_boxes(n_samples=500)
-        reg = BoxRegressor(batch_size=64, max_iter=6, random_state=3).fit(X, boxes)
+        reg = BoxRegressor(batch_size=64, max_iter=6, random_state=3, **PAPER).fit(X, boxes)
         rng = np.random.RandomState(3)
         seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(4)]
         scaled = (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(X.shape[1])
@@ -174,7 +213,8 @@ class TestMiniBatchSolver:
         X, boxes = linear_boxes()
         X_test, boxes_test = linear_boxes(seed=1)
         # 150 updates, as the defaults make on 5,000 maps.
-        reg = BoxRegressor(solver="minibatch", batch_size=200, random_state=0).fit(X, boxes)
+        reg = BoxRegressor(solver="minibatch", batch_size=200, random_state=0, **PAPER)
+        reg.fit(X, boxes)
         assert not hasattr(reg, "estimators_")
         assert_valid_boxes(reg.predict(X_test))
         exact = exact_ridge_boxes(X, boxes, X_test)

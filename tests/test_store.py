@@ -276,7 +276,7 @@ def test_fit_from_store_equals_fit_in_memory(tmp_path, tiny_model, images, boxes
     store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, batch_size=BATCH)
     maps = store.compute().to_numpy()
     # One mini-batch holding every row, no shuffling: the same SGD steps as fit.
-    params = dict(random_state=0, step_size=3, max_iter=7, eta0=0.05)
+    params = dict(random_state=0, step_size=3, max_iter=7, eta0=0.05, flip=False)
     in_memory = BoxRegressor(shuffle=False, batch_size=N_IMAGES, **params).fit(maps, boxes)
     from_store = fit_from_store(BoxRegressor(**params), store, boxes, batch_size=64, shuffle=False)
     assert from_store.n_iter_ == 7  # epochs=None: the regressor's max_iter
