@@ -29,6 +29,10 @@ PAPER_STEP_SIZE = 10_000
 #: (at least one mini-batch is always joined).
 SGD_CALL_BYTES = 64 << 20
 
+#: Feature values in one SGDRegressor call from which the four coordinates
+#: are trained in threads; below it, starting threads costs more than it saves.
+SGD_THREADS_MIN_SIZE = 1 << 21
+
 #: Share of the previous step that each step of the mini-batch solver keeps
 #: (heavy-ball momentum): with it, 50 epochs of a few mini-batches come within
 #: a few tenths of a CorLoc point of the exact ridge solution.
@@ -363,10 +367,13 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                     coef_init=None, intercept_init=None,
                 )
 
-        # The four coordinates are independent and SGDRegressor's updates
-        # release the GIL: one thread each, as many at once as there are cores.
-        with ThreadPoolExecutor(min(len(BOX_COLUMNS), os.cpu_count() or 1)) as pool:
-            list(pool.map(train, range(len(BOX_COLUMNS))))
+        if X_scaled.size < SGD_THREADS_MIN_SIZE:
+            list(map(train, range(len(BOX_COLUMNS))))
+        else:
+            # The four coordinates are independent and SGDRegressor's updates
+            # release the GIL: one thread each, as many at once as there are cores.
+            with ThreadPoolExecutor(min(len(BOX_COLUMNS), os.cpu_count() or 1)) as pool:
+                list(pool.map(train, range(len(BOX_COLUMNS))))
         self.n_iter_ += len(batches)
 
     def _scaled(self, X):
