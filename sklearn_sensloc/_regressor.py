@@ -29,6 +29,10 @@ PAPER_STEP_SIZE = 10_000
 #: (at least one mini-batch is always joined).
 SGD_CALL_BYTES = 64 << 20
 
+#: Feature values in one SGDRegressor call from which the four coordinates
+#: are trained in threads; below it, starting threads costs more than it saves.
+SGD_THREADS_MIN_SIZE = 1 << 21
+
 #: Share of the previous step that each step of the mini-batch solver keeps
 #: (heavy-ball momentum): with it, 50 epochs of a few mini-batches come within
 #: a few tenths of a CorLoc point of the exact ridge solution.
@@ -329,12 +333,10 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
             )
         self.scaler_ = _standard_scaler(X) if self.scale_features else None
         self._norm = 1.0 / math.sqrt(X.shape[1])
-        # The scaling as one shift and one factor per feature, in float32.
-        self._shift = (
-            self.scaler_.mean_ if self.scaler_ is not None else np.zeros(X.shape[1])
-        ).astype(np.float32)
+        # The scaling as one shift and one factor per feature.
+        self._shift = self.scaler_.mean_ if self.scaler_ is not None else np.zeros(X.shape[1])
         scale = self.scaler_.scale_ if self.scaler_ is not None else 1.0
-        self._factor = np.broadcast_to(self._norm / scale, (X.shape[1],)).astype(np.float32)
+        self._factor = np.broadcast_to(self._norm / scale, (X.shape[1],)).copy()
         self.n_iter_ = 0
         if self.solver == "minibatch":
             self._start_minibatch(X)
@@ -437,21 +439,28 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                     coef_init=None, intercept_init=None,
                 )
 
-        # The four coordinates are independent and SGDRegressor's updates
-        # release the GIL: one thread each, as many at once as there are cores.
-        with ThreadPoolExecutor(min(len(BOX_COLUMNS), os.cpu_count() or 1)) as pool:
-            list(pool.map(train, range(len(BOX_COLUMNS))))
+        if X_scaled.size < SGD_THREADS_MIN_SIZE:
+            list(map(train, range(len(BOX_COLUMNS))))
+        else:
+            # The four coordinates are independent and SGDRegressor's updates
+            # release the GIL: one thread each, as many at once as there are cores.
+            with ThreadPoolExecutor(min(len(BOX_COLUMNS), os.cpu_count() or 1)) as pool:
+                list(pool.map(train, range(len(BOX_COLUMNS))))
         self.n_iter_ += len(batches)
 
     def _scaled(self, X):
         """``X`` (a copy, changed in place) in the units the solvers work in."""
-        X -= self._shift
-        X *= self._factor
+        if self.scaler_ is not None:
+            X -= self.scaler_.mean_
+            X /= self.scaler_.scale_
+        X *= self._norm
         return X
 
     def _run_minibatch(self, X, y, batches, step_size):
         state = self._minibatch
         products = _device_products if _accelerator() else _host_products
+        # float32 like the maps: a float64 factor would make numpy copy them.
+        shift, factor = self._shift.astype(np.float32), self._factor.astype(np.float32)[:, None]
         buffer = np.empty((0, X.shape[1]), X.dtype)
         for rows in batches:
             # One buffer for every mini-batch: a fresh array per batch costs
@@ -467,10 +476,10 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
             self.n_iter_ += 1
             # The scaling (X - shift) * factor is folded into the weights and
             # the gradient, so the gathered mini-batch is only read.
-            scaled_weights = state["weights"] * self._factor[:, None]
-            offset = state["intercept"] - self._shift @ scaled_weights
+            scaled_weights = state["weights"] * factor
+            offset = state["intercept"] - shift @ scaled_weights
             product, residual_sums = products(X_batch, scaled_weights, offset, y[rows])
-            gradient = self._factor[:, None] * (product - np.outer(self._shift, residual_sums))
+            gradient = factor * (product - np.outer(shift, residual_sums))
             gradient = gradient / len(rows) + self.alpha * state["weights"]
             velocity = state["weights_velocity"]
             velocity *= MINIBATCH_MOMENTUM
