@@ -11,7 +11,7 @@ from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._evaluation import evaluate_localization, evaluate_voc
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
-from ._metrics import CorLocScorer, corloc_interval, corloc_score
+from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._plots import plot_boxes, plot_maps
 from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
@@ -31,6 +31,7 @@ __all__ = [
     "box_iou",
     "corloc_interval",
     "corloc_score",
+    "correct_localizations",
     "evaluate_localization",
     "evaluate_voc",
     "fit_from_store",

@@ -85,7 +85,30 @@ def corloc_interval(hits, confidence=0.95):
 
 
 def correct_localizations(y_true, y_pred, iou_threshold=0.5):
-    """Per image, whether the prediction is a correct localization (bool array)."""
+    """Per image, whether the prediction is a correct localization.
+
+    CorLoc is the mean of this array (in percent); the array itself gives
+    intervals (:func:`corloc_interval`) and paired comparisons of methods.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n, 4), or list of (k_i, 4) arrays
+        True boxes; a prediction may match any box of its image.
+    y_pred : array-like of shape (n, 4)
+        One predicted box per image.
+    iou_threshold : float, default=0.5
+        A hit needs an IoU strictly greater than this.
+
+    Returns
+    -------
+    hits : ndarray of shape (n,), bool
+
+    Examples
+    --------
+    >>> from sklearn_sensloc import correct_localizations
+    >>> correct_localizations([[0, 0, 1, 1], [0, 0, 0.5, 0.5]], [[0, 0, 1, 0.8], [0.5, 0.5, 1, 1]])
+    array([ True, False])
+    """
     if not 0.0 <= iou_threshold < 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1); got {iou_threshold!r}.")
     truth = check_box_sets(y_true, name="y_true")
