@@ -15,14 +15,18 @@ from sklearn_sensloc import (
 )
 
 
-def test_design_card_grid_search(tiny_model, scenes):
-    X, boxes, _ = scenes
-    pipe = Pipeline(
+def design_card_pipeline(model):
+    return Pipeline(
         [
-            ("sens", SensitivityTransformer(model=tiny_model, target="gestalt", pool=1)),
+            ("sens", SensitivityTransformer(model=model, target="gestalt", pool=1)),
             ("box", BoxRegressor(random_state=0)),
         ]
     )
+
+
+def test_design_card_grid_search(tiny_model, scenes):
+    X, boxes, _ = scenes
+    pipe = design_card_pipeline(tiny_model)
     search = GridSearchCV(
         pipe,
         {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]},
@@ -40,12 +44,7 @@ def test_design_card_grid_search(tiny_model, scenes):
 
 def test_grid_search_over_the_box_solver(tiny_model, scenes):
     X, boxes, _ = scenes
-    pipe = Pipeline(
-        [
-            ("sens", SensitivityTransformer(model=tiny_model, target="gestalt", pool=1)),
-            ("box", BoxRegressor(random_state=0)),
-        ]
-    )
+    pipe = design_card_pipeline(tiny_model)
     search = GridSearchCV(
         pipe,
         {"box__solver": ["sgd", "minibatch"], "box__eta0": [0.01, 0.1]},
