@@ -46,8 +46,9 @@ __all__ = ["evaluate_localization", "evaluate_voc", "DEFAULT_SIGMAS"]
 #: The paper's Table 2 sweep, in pixels of full-resolution (224x224) maps.
 DEFAULT_SIGMAS = (5, 10, 20, 30, 40)
 
-# Bump when the meaning of a cached file changes, so old caches are not reused.
-_FORMAT = 1
+# Bump when the meaning of a cached file changes, so old caches are not reused
+# (2: class targets of softmax models became the score before the softmax).
+_FORMAT = 2
 # Maps handled at once when pooling or smoothing, to bound memory.
 _CHUNK = 256
 # Images per cached part of a map computation (rounded up to whole batches).
@@ -744,8 +745,8 @@ def evaluate_localization(
         "pool": pool, "sigmas": sigmas, "top_fraction": top_fraction,
         "iou_threshold": iou_threshold, "n_train": len(train_boxes), "n_test": n_counted,
         "chosen_sigma": chosen_sigma, "random_state": random_state,
-        "default_heuristic": chosen and {agg: {k: c[k] for k in ("sigma", "top_fraction")}
-                                         for agg, c in chosen.items()},
+        "default_heuristic": {agg: {k: c[k] for k in ("sigma", "top_fraction")}
+                              for agg, c in chosen.items()},
         "regressor": repr(regressor), "allow_overlap": allow_overlap, "n_overlap": n_overlap,
         "min_class_images": min_class_images, **(description or {}),
     }
