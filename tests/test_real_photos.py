@@ -90,3 +90,17 @@ def test_defaults_beat_the_center_box_on_genuine_photos(hits, method):
 def test_learned_map_keeps_up_with_the_heuristic(hits):
     # Within the sampling noise of 500 photos: not significantly worse.
     assert paired_lower_bound(hits["learned"], hits["heuristic"]) > -5
+
+
+def test_the_newcomer_path_gives_the_same_maps(voc, mobilenet):
+    # By name with the weights file: its own preprocessing, logits by construction.
+    photos = voc[1].images[:8]
+    by_name = SensitivityTransformer(model="mobilenet", weights=str(MOBILENET), target="class")
+    by_model = SensitivityTransformer(model=mobilenet, target="class", preprocessing="tf")
+    np.testing.assert_allclose(
+        by_name.fit(None).transform(photos), by_model.fit(None).transform(photos),
+        rtol=1e-4, atol=1e-6,
+    )
+    # Registered classifiers are built without their softmax: their score is the logit.
+    assert by_name.target_name_ == "score of the predicted class"
+    assert by_model.target_name_ == "logit of the predicted class"
