@@ -15,28 +15,26 @@ from sklearn_sensloc import (
 )
 
 
-def design_card_pipeline(model):
-    return Pipeline(
+def design_card_search(model, grid, X, boxes):
+    """The design card's pipeline searched over ``grid``; with test scenes and their center box."""
+    pipe = Pipeline(
         [
             ("sens", SensitivityTransformer(model=model, target="gestalt", pool=1)),
             ("box", BoxRegressor(random_state=0)),
         ]
     )
+    search = GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
+    X_test, boxes_test, _ = make_scenes(120, seed=1)
+    center = CenterBoxBaseline().fit(X, boxes).score(X_test, boxes_test)
+    return search, X_test, boxes_test, center
 
 
 def test_design_card_grid_search(tiny_model, scenes):
     X, boxes, _ = scenes
-    pipe = design_card_pipeline(tiny_model)
-    search = GridSearchCV(
-        pipe,
-        {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]},
-        scoring=CorLocScorer(),
-        cv=3,
+    search, X_test, boxes_test, center = design_card_search(
+        tiny_model, {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]}, X, boxes
     )
-    search.fit(X, boxes)
     assert set(search.best_params_) == {"sens__aggregation", "box__eta0"}
-    X_test, boxes_test, _ = make_scenes(120, seed=1)
-    center = CenterBoxBaseline().fit(X, boxes).score(X_test, boxes_test)
     learned = search.score(X_test, boxes_test)
     assert learned > center + 15
     assert search.cv_results_["mean_test_score"].max() > center + 15
@@ -44,15 +42,9 @@ def test_design_card_grid_search(tiny_model, scenes):
 
 def test_grid_search_over_the_box_solver(tiny_model, scenes):
     X, boxes, _ = scenes
-    pipe = design_card_pipeline(tiny_model)
-    search = GridSearchCV(
-        pipe,
-        {"box__solver": ["sgd", "minibatch"], "box__eta0": [0.01, 0.1]},
-        scoring=CorLocScorer(),
-        cv=3,
-    ).fit(X, boxes)
-    X_test, boxes_test, _ = make_scenes(120, seed=1)
-    center = CenterBoxBaseline().fit(X, boxes).score(X_test, boxes_test)
+    search, X_test, boxes_test, center = design_card_search(
+        tiny_model, {"box__solver": ["sgd", "minibatch"], "box__eta0": [0.01, 0.1]}, X, boxes
+    )
     results = search.cv_results_
     minibatch = np.asarray(results["param_box__solver"]) == "minibatch"
     assert np.all(results["mean_test_score"][minibatch] > center + 15)
