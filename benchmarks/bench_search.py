@@ -47,12 +47,22 @@ from sklearn_sensloc import (
 from sklearn_sensloc._gradients import GradientEngine
 
 
+GRIDS = {
+    "design": {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]},
+    "wide": {"sens__aggregation": ["max", "mean"], "sens__pool": [4, 8],
+             "box__eta0": [0.01, 0.1, 0.2]},
+}
+
+
 def main():
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=48)
     parser.add_argument("--model", default="vgg16-hed")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="wide",
+                        help="design: the design card's 2x2 grid (aggregation x eta0); "
+                             "wide: 2x2x3 (aggregation x pool x eta0)")
     args = parser.parse_args()
     n_images = 12 if args.quick else args.n_images
 
@@ -70,7 +80,7 @@ def main():
             ("box", BoxRegressor(random_state=0)),
         ]
     )
-    grid = {"sens__aggregation": ["max", "mean"], "sens__pool": [4, 8], "box__eta0": [0.01, 0.1, 0.2]}
+    grid = GRIDS[args.grid]
     backward_images = []
 
     def search():
@@ -88,7 +98,7 @@ def main():
     print(load_average())
     (pass_median, pass_min), (search_median, search_min) = times["one pass"], times["search"]
     row = {
-        "model": args.model, "images": n_images, "batch": args.batch_size,
+        "model": args.model, "images": n_images, "batch": args.batch_size, "grid": args.grid,
         "candidates": len(ParameterGrid(grid)), "folds": 3, "repeats": args.repeats,
         "backward_images_per_search": max(backward_images),
         "pass_median_s": pass_median, "search_median_s": search_median,
