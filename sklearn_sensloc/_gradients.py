@@ -111,6 +111,16 @@ class GradientEngine:
         def input_gradient(images):
             return gradient(lambda pixels: target_fn(preprocess(pixels)), images)
 
+        # The predicted class of a sampled point (noisy, or on the path from
+        # the baseline) is often not the image's: score the image's own class.
+        predicted_classes = getattr(target_fn, "predicted_classes", None)
+
+        def points_gradient(images, owners, points):
+            if predicted_classes is None:
+                return input_gradient(points)
+            classes = tf.gather(predicted_classes(preprocess(images)), owners)
+            return gradient(lambda pixels: target_fn(preprocess(pixels), classes), points)
+
         spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32)
         rows = tf.TensorSpec([None], tf.int32)
         per_row = tf.TensorSpec([None], tf.float32)
@@ -138,7 +148,7 @@ class GradientEngine:
                 noise = smoothgrad_noise(seeds, self.input_size)
                 points = tf.gather(images, owners) + tf.gather(sigmas, owners)[:, None, None, None] * noise
                 return tf.math.unsorted_segment_sum(
-                    input_gradient(points), owners, tf.shape(images)[0]
+                    points_gradient(images, owners, points), owners, tf.shape(images)[0]
                 )
 
         elif method == "integrated_gradients":
@@ -148,7 +158,7 @@ class GradientEngine:
                 start = tf.constant(float(baseline), tf.float32)
                 points = start + alphas[:, None, None, None] * (tf.gather(images, owners) - start)
                 return tf.math.unsorted_segment_sum(
-                    input_gradient(points), owners, tf.shape(images)[0]
+                    points_gradient(images, owners, points), owners, tf.shape(images)[0]
                 )
 
         else:
@@ -407,13 +417,17 @@ def _class_score(model, scores, class_index):
             f"Class index {class_index} is out of range for a model with {n_classes} classes."
         )
 
-    def score(images):
-        outputs = scores(images)
-        if class_index is not None:
-            return outputs[:, class_index]
-        predicted = tf.stop_gradient(tf.argmax(outputs, axis=1))
-        return tf.gather(outputs, predicted, axis=1, batch_dims=1)
+    if class_index is not None:
+        return lambda images: scores(images)[:, class_index]
 
+    def score(images, classes=None):
+        """The score of each image's predicted class, or of ``classes`` when given."""
+        outputs = scores(images)
+        if classes is None:
+            classes = tf.stop_gradient(tf.argmax(outputs, axis=1))
+        return tf.gather(outputs, classes, axis=1, batch_dims=1)
+
+    score.predicted_classes = lambda images: tf.argmax(scores(images), axis=1)
     return score
 
 

@@ -98,6 +98,19 @@ def test_integrated_gradients_completeness():
     np.testing.assert_allclose(engine(x), np.abs(signed), rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["smoothgrad", "integrated_gradients"])
+def test_sampling_methods_score_the_class_predicted_for_the_image(method):
+    # Points far from the image (near a black baseline, or very noisy) are
+    # often predicted as another class; every point still scores the image's.
+    model, x = smooth_model(), images(6)
+    predicted = np.asarray(model(x / 127.5 - 1.0)).argmax(axis=1)
+    params = dict(n_samples=8, noise_level=1.0)
+    by_class = raw_engine(model, method, target="class", **params)(x)
+    for i, k in enumerate(predicted):
+        fixed = raw_engine(model, method, target=int(k), **params)(x[i : i + 1])
+        np.testing.assert_allclose(by_class[i], fixed[0], rtol=1e-4, atol=1e-8)
+
+
 def test_integrated_gradients_of_a_linear_model_is_exact():
     keras.utils.set_random_seed(0)
     linear = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
