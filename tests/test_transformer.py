@@ -146,7 +146,8 @@ def test_zero_gradient_maps_stay_finite(normalize):
         ]
     )
     images = np.full((2, 8, 8, 3), 128.0)
-    maps = SensitivityTransformer(model=dead, pool=2, normalize=normalize).fit(None).transform(images)
+    sens = SensitivityTransformer(model=dead, pool=2, normalize=normalize, preprocessing="none")
+    maps = sens.fit(None).transform(images)
     assert np.all(np.isfinite(maps))
     np.testing.assert_array_equal(maps, 0.0)
 
@@ -317,10 +318,11 @@ def test_bad_targets_and_models():
 def test_fully_convolutional_model_uses_image_size():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3, activation="relu")])
-    sens = SensitivityTransformer(model=model, image_size=(16, 12), pool=1).fit(None)
-    assert sens.input_size_ == (16, 12)
+    sens = SensitivityTransformer(model=model, image_size=(16, 12), pool=1, preprocessing="none")
+    assert sens.fit(None).input_size_ == (16, 12)
     assert sens.transform(np.full((2, 40, 40, 3), 10.0)).shape == (2, 16 * 12)
-    assert SensitivityTransformer(model=model).fit(None).input_size_ == (224, 224)
+    default_size = SensitivityTransformer(model=model, preprocessing="none").fit(None)
+    assert default_size.input_size_ == (224, 224)
 
 
 def test_models_load_from_keras_files_in_safe_mode(tiny_model, scenes, tmp_path):
