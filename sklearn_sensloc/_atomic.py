@@ -2,9 +2,11 @@
 
 Every long-running writer of the package (evaluation tables, map stores, the
 on-disk gradient store) goes through here, so an interruption never leaves a
-partial file that a later run would read back as valid.
+partial file that a later run would read back as valid; and a folder that one
+run writes is locked against a second run (:func:`folder_lock`).
 """
 
+import fcntl
 import json
 import os
 import socket
@@ -15,6 +17,47 @@ from pathlib import Path
 import numpy as np
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+LOCK_FILE = ".sensloc.lock"
+
+
+class FolderInUseError(OSError):
+    """Another run (process) holds the folder."""
+
+
+@contextmanager
+def folder_lock(folder, what="folder"):
+    """Hold ``folder`` for this run; refuse at once if another run holds it.
+
+    Two runs on one folder would each remove temporary parts the other is
+    reading. The lock is the kernel's (``flock`` on a file in the folder), so
+    it is released when its holder exits, however it exits: a killed run
+    never leaves the folder locked. None: nothing to lock.
+    """
+    if folder is None:
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderInUseError(
+                f"The {what} {os.fspath(folder)!r} is in use by another run ({holder}): wait "
+                "for it to finish, or give this run another folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ file written atomically; a rerun with the same folder reuses every finished
 step whose inputs did not change.
 """
 
+import functools
 import json
 import math
 import os
@@ -27,7 +28,13 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
-from ._atomic import atomic_file, atomic_save_npy, atomic_write_json, atomic_write_text
+from ._atomic import (
+    atomic_file,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_text,
+    folder_lock,
+)
 from ._boxes import check_box_sets, check_boxes
 from ._cache import fingerprint
 from ._heuristic import SIGMA_GRID, TOP_FRACTION_GRID, CenterBoxBaseline, HeuristicBoxEstimator
@@ -76,8 +83,6 @@ class _Store:
         self.root = None if output is None else Path(output)
         self.computed, self.reused = [], []
         if self.root is not None:
-            if self.root.exists() and not self.root.is_dir():
-                raise NotADirectoryError(f"Output {str(self.root)!r} exists and is not a folder.")
             (self.root / "cache").mkdir(parents=True, exist_ok=True)
 
     def _step_path(self, name):
@@ -457,6 +462,21 @@ def _heuristic_step(train_maps, train_boxes, test_maps, sigmas, top_fraction, io
 # --------------------------------------------------------------------------- protocol
 
 
+def _holding_the_output(evaluate):
+    """Run ``evaluate`` holding its ``output`` folder, so two runs never share one."""
+
+    @functools.wraps(evaluate)
+    def holding(*args, output=None, **kwargs):
+        if output is not None and os.path.exists(output) and not os.path.isdir(output):
+            raise NotADirectoryError(f"Output {os.fspath(output)!r} exists and is not a folder.")
+        # Held for the whole run: the maps' parts are joined and removed at its end.
+        with folder_lock(output, "output folder"):
+            return evaluate(*args, output=output, **kwargs)
+
+    return holding
+
+
+@_holding_the_output
 def evaluate_localization(
     train_images,
     train_boxes,

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from test_evaluation import write_voc_tree
 
+from sklearn_sensloc._atomic import folder_lock
 from sklearn_sensloc._cli import build_parser, choose_demo_model, main, run_demo
 
 TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings")
@@ -188,6 +189,14 @@ def test_data_errors_exit_with_code_1_and_one_line(model_file, voc_root, tmp_pat
                  "-q", "--output", str(tmp_path / "o2")])
     err = capsys.readouterr().err
     assert code == 1 and "unicorn" in err and err.count("\n") == 1
+
+    # An output folder another run is writing.
+    with folder_lock(tmp_path / "busy"):
+        code = main(["evaluate", "--voc", str(voc_root), "--model", model_file, "-q",
+                     "--output", str(tmp_path / "busy")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "is in use by another run" in err and "give this run another folder" in err
 
     # A corrupt test image: the message names the file, and nothing partial is left.
     broken = tmp_path / "broken"

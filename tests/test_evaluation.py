@@ -3,6 +3,8 @@
 import inspect
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,13 @@ from PIL import Image
 
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer, corloc_score
 from sklearn_sensloc import _evaluation as evaluation
-from sklearn_sensloc._atomic import atomic_write_json, atomic_write_text
+from sklearn_sensloc._atomic import (
+    LOCK_FILE,
+    FolderInUseError,
+    atomic_write_json,
+    atomic_write_text,
+    folder_lock,
+)
 from sklearn_sensloc._evaluation import (
     _class_index,
     _scores,
@@ -246,7 +254,8 @@ def test_interrupted_maps_keep_finished_parts_and_resume(
     parts = cache / "parts"
     assert len(list(parts.iterdir())) == 1
     assert not list(output.glob("table*"))
-    assert not [p for p in output.rglob(".*")]  # no temporary file left behind
+    # No temporary file left behind; the lock file stays (the lock is on it, not its existence).
+    assert [p.name for p in output.rglob(".*")] == [LOCK_FILE]
 
     Image.fromarray(images[17].astype(np.uint8)).save(paths[17])
     backward_calls.clear()
@@ -347,3 +356,32 @@ def test_evaluate_voc_two_classes(tiny_model, tmp_path):
 
     limited = evaluate_voc(root, classes=["cat"], limit=5, model=tiny_model, output=None, **FAST)
     assert limited.summary["n_train"] == 5 and limited.class_names == ["cat"]
+
+
+def test_a_second_run_on_a_busy_output_folder_refuses_in_one_sentence(
+    tiny_model, split_scenes, tmp_path
+):
+    args = split_scenes[:4]
+    with folder_lock(tmp_path, "output folder"):
+        with pytest.raises(FolderInUseError, match="is in use by another run .pid"):
+            evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST)
+    # Released when the holder is done: the run goes through.
+    assert evaluate_localization(*args, model=tiny_model, output=tmp_path, **FAST).computed
+
+
+def test_a_killed_holder_leaves_the_folder_free(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from sklearn_sensloc._atomic import folder_lock\n"
+         "with folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+         str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(FolderInUseError):
+        with folder_lock(tmp_path):
+            pass
+    holder.kill()
+    holder.wait()
+    with folder_lock(tmp_path):
+        pass
