@@ -6,7 +6,6 @@ partial file that a later run would read back as valid; and a folder that one
 run writes is locked against a second run (:func:`folder_lock`).
 """
 
-import fcntl
 import json
 import os
 import socket
@@ -33,9 +32,14 @@ def folder_lock(folder, what="folder"):
     Two runs on one folder would each remove temporary parts the other is
     reading. The lock is the kernel's (``flock`` on a file in the folder), so
     it is released when its holder exits, however it exits: a killed run
-    never leaves the folder locked. None: nothing to lock.
+    never leaves the folder locked. None: nothing to lock. Where there is no
+    ``flock`` (Windows), folders are not locked.
     """
-    if folder is None:
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if folder is None or fcntl is None:
         yield
         return
     os.makedirs(folder, exist_ok=True)
