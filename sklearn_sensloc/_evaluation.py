@@ -427,10 +427,10 @@ def _interval_text(hits):
     return f"{low:.0f}-{high:.0f}"
 
 
-def _learned_step(regressor, train_maps, train_boxes, test_maps, pool):
-    reg = clone(regressor).fit(pooled_features(train_maps, pool), train_boxes)
+def _learned_step(regressor, train_features, train_boxes, test_features):
+    reg = clone(regressor).fit(train_features, train_boxes)
     start = time.perf_counter()
-    boxes = reg.predict(pooled_features(test_maps, pool))
+    boxes = reg.predict(test_features)
     elapsed = time.perf_counter() - start
     return {"test_boxes": boxes.tolist(), "seconds_per_image": elapsed / len(boxes)}
 
@@ -639,6 +639,10 @@ def evaluate_localization(
 
     predictions, chosen_sigma, sweep, learned, chosen = {}, {}, {}, {}, {}
     for agg in aggregations:
+        # Pooled once, and only when a step that needs them is not on disk.
+        pooled = functools.cache(lambda agg=agg: tuple(
+            pooled_features(maps[agg], pool) for maps in (train_maps, test_maps)
+        ))
         maps_key = _digest(computer.key(digests["train"], agg), computer.key(digests["test"], agg))
         # Every parameter, defaults included: repr shows only the changed ones,
         # and shortens long values.
@@ -646,16 +650,14 @@ def evaluate_localization(
                       sorted(regressor.get_params().items()))
         learned[agg] = store.step(
             f"learned-{agg}", key,
-            lambda agg=agg: _learned_step(regressor, train_maps[agg], train_boxes,
-                                          test_maps[agg], pool),
+            lambda pooled=pooled: _learned_step(regressor, pooled()[0], train_boxes, pooled()[1]),
         )
         predictions[f"learned ({agg})"] = np.asarray(learned[agg]["test_boxes"])
         key = _digest(maps_key, boxes_digest, pool, SIGMA_GRID, TOP_FRACTION_GRID)
         chosen[agg] = store.step(
             f"heuristic-default-{agg}", key,
-            lambda agg=agg: _default_heuristic_step(
-                pooled_features(train_maps[agg], pool), train_boxes,
-                pooled_features(test_maps[agg], pool), pooled_shape(map_shape, pool)),
+            lambda pooled=pooled: _default_heuristic_step(
+                pooled()[0], train_boxes, pooled()[1], pooled_shape(map_shape, pool)),
         )
         predictions[f"heuristic ({agg}, default)"] = np.asarray(chosen[agg]["test_boxes"])
         key = _digest(maps_key, boxes_digest, sigmas, top_fraction, iou_threshold)
