@@ -15,6 +15,12 @@ def check_boxes(boxes, *, name="y", allow_empty=False):
     Every error names the offending row, so a user with thousands of boxes
     can find the bad one.
     """
+    if boxes is None:
+        # The wording scikit-learn's checks recognise, then what is needed.
+        raise ValueError(
+            f"This estimator requires {name} to be passed, but the target {name} is None: "
+            "give boxes of shape (n_samples, 4) = (xmin, ymin, xmax, ymax)."
+        )
     boxes = np.asarray(boxes, dtype=np.float64) if not _is_ragged(boxes) else None
     if boxes is None or boxes.ndim != 2 or boxes.shape[1] != 4:
         shape = "ragged" if boxes is None else boxes.shape

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from scipy import sparse
 
 from ._cache import file_fingerprint, fingerprint
 
@@ -22,6 +23,11 @@ class ImageSource:
             raise ValueError(
                 "X must be a collection of images or of image paths; got a single "
                 f"path {os.fspath(X)!r}. Wrap it in a list."
+            )
+        if sparse.issparse(X):
+            raise TypeError(
+                f"X is a sparse {type(X).__name__}: sparse input is not supported. "
+                "Give images as an array (n_images, height, width, 3) or a list of paths."
             )
         if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
             self._items = _check_image_array(X)
@@ -102,6 +108,8 @@ def _to_rgb(image):
 
 
 def _check_image_array(X):
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: X must hold pixel values; got {X.dtype}.")
     if X.ndim != 4 or X.shape[-1] != 3:
         hint = " For a single image use X[None]." if X.ndim == 3 else ""
         raise ValueError(
