@@ -1,17 +1,21 @@
 """scikit-learn's common estimator checks, run for real on every estimator.
 
 scikit-learn's checks make their own data: two-dimensional ``X`` and a
-one-column (or ``k``-column) target. Two thin adaptors, defined here and
-nowhere in the package, let each check reach the estimator's own code:
+one-column (or ``k``-column) target. Thin adaptors, defined here and nowhere
+in the package, let each check reach the estimator's own code:
 
 - a box estimator gets the check's target as boxes: each row's value, scaled
   to [0, 1] over the target, becomes the box ``(u/2, u/2, 1/2 + u/2, 1/2 + u/2)``;
   a target that is already boxes, or that the check gives to provoke an
   error (None, NaN, strings), goes through untouched;
+- the heuristic, which reads each row as a square map, gets the rows padded
+  with zeros to the next square length;
 - the transformer gets each row of ``X`` as a tiny 4x4 RGB image (its values
-  tiled, shifted into 0..255), for a tiny CNN; other inputs (1-D, empty,
-  sparse, object arrays) go through untouched, so the transformer's own
-  validation answers them.
+  tiled, squashed into 0..255), for a tiny CNN.
+
+Inputs a check gives to provoke an error (1-D, empty, sparse, complex, object
+arrays of strings) go through every adaptor untouched, so the estimator's own
+validation answers them.
 
 Every check must pass, except those named in ``EXPECTED_FAILURES`` with the
 reason they cannot: what they assert contradicts a box target (predictions
