@@ -8,7 +8,6 @@ a fingerprint of the model and target and one of the image, in a bounded
 in-process LRU and, optionally, in a directory shared by processes and runs.
 """
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -16,6 +15,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ._atomic import atomic_save_npy
+# _gradients still imports fingerprint from here; it lives in _identity.
+from ._identity import fingerprint  # noqa: F401
 
 DEFAULT_MAX_BYTES = 1 << 30
 
@@ -112,21 +113,3 @@ def disk_store(memory):
     if location is None:
         return None
     return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))
-
-
-def file_fingerprint(path):
-    """Key of a file that changes when it does, without reading it: path, size, date.
-
-    Raises FileNotFoundError when the file does not exist.
-    """
-    stat = os.stat(path)
-    return fingerprint("file", os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-
-
-def fingerprint(*parts):
-    """Hex digest of byte strings and values, for cache keys."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(part if isinstance(part, (bytes, memoryview)) else repr(part).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()

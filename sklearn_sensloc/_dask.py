@@ -20,6 +20,7 @@ distributed, dask-ml).
   array from ``predict``.
 """
 
+import copy
 import threading
 from collections import OrderedDict
 
@@ -40,7 +41,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import fingerprint
+from ._identity import fingerprint
 
 #: Transformers with a built engine, per worker process, most recent last.
 _PROCESS_TRANSFORMERS = OrderedDict()
@@ -51,7 +52,7 @@ MAX_PROCESS_TRANSFORMERS = 2
 _PROCESS_BUILDS = {}
 
 
-def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
+def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     """Sensitivity maps of images held by Dask, computed block by block on the workers.
 
     The result is lazy: ``.compute()``, ``.persist()``, ``.to_zarr(...)`` or
@@ -76,6 +77,10 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
     chunk_size : int or None, default=None
         Images per block when ``images`` is not a dask collection; None uses
         ``4 * transformer.batch_size``.
+    cache : bool, default=False
+        Also keep each image's raw gradients in the worker process's
+        :data:`~sklearn_sensloc.gradient_cache`. Off by default whatever the
+        transformer's ``cache``: each block is computed once.
 
     Returns
     -------
@@ -110,6 +115,8 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None):
         check_is_fitted(transformer)
     except NotFittedError:
         transformer.fit(None)
+    # A shallow copy: the same fitted transformer, its own cache flag.
+    transformer = copy.copy(transformer).set_params(cache=cache)
     n_features = transformer.n_features_out_
     token = transformer_token(transformer)
     # One key holds the pickled transformer: shipped once to each worker that
@@ -163,7 +170,7 @@ def transformer_token(transformer):
     return fingerprint(
         type(transformer).__module__,
         type(transformer).__qualname__,
-        transformer._gradient_key,
+        transformer.gradient_key_,
         sorted((name, repr(value)) for name, value in params.items()),
     )
 
@@ -197,7 +204,7 @@ def _process_transformer(payload, token):
         # Under the lock: two threads of one worker never build twice. The
         # object is private to this cache, never pickled again.
         transformer = cloudpickle.loads(payload)
-        transformer._engine_for_transform()
+        transformer.prepare()
         _PROCESS_BUILDS[token] = _PROCESS_BUILDS.get(token, 0) + 1
         _PROCESS_TRANSFORMERS[token] = transformer
         while len(_PROCESS_TRANSFORMERS) > MAX_PROCESS_TRANSFORMERS:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import sparse
 
-from ._cache import file_fingerprint, fingerprint
+from ._identity import array_fingerprint, file_fingerprint
 
 
 class ImageSource:
@@ -51,7 +51,12 @@ class ImageSource:
                 return file_fingerprint(item)
             except FileNotFoundError:
                 raise FileNotFoundError(f"Image file not found: {item!r}.") from None
-        return fingerprint("array", item.dtype.str, item.shape, np.ascontiguousarray(item).data)
+        return array_fingerprint(item)
+
+    def path(self, index):
+        """The file path of image ``index``, or None when it was given as an array."""
+        item = self._items[index]
+        return item if isinstance(item, str) else None
 
     def image(self, index, size):
         """Image ``index`` as float32 (height, width, 3) in 0..255."""

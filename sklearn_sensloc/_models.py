@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._cache import file_fingerprint, fingerprint
+from ._identity import file_fingerprint, fingerprint
 
 #: Channel means of the ImageNet training set, in BGR order, used by the
 #: original Caffe VGG16 ("caffe" preprocessing in Keras).

@@ -20,6 +20,7 @@ pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
 """
 
+import copy
 import json
 import math
 import os
@@ -33,10 +34,11 @@ from ._atomic import (
     TEMPORARY_SUFFIX,
     atomic_save_npy,
     atomic_write_json,
+    folder_lock,
     remove_stale_temporaries,
 )
 from ._boxes import check_boxes
-from ._cache import fingerprint
+from ._identity import fingerprint, image_set_key
 from ._images import ImageSource
 
 FORMAT = "sklearn-sensloc map store"
@@ -44,8 +46,11 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 BATCH_DIRECTORY = "batches"
 
-#: Fields of the manifest's "maps" section that decide whether two maps are equal.
+#: Fields of the manifest's "maps" section that decide whether two maps are equal;
+#: one that an older store did not record is not compared.
 _MAP_FIELDS = (
+    ("gradients", "gradients (the transformer's gradient_key_: model, target, preprocessing, "
+                  "input size, method)"),
     ("model", "model (architecture and weights, or file, or registered name)"),
     ("target", "target"),
     ("preprocessing", "preprocessing"),
@@ -199,12 +204,19 @@ class MapStore:
                     "it differs in: " + "; ".join(differences) + ". Use another path, the "
                     "same parameters and images, or overwrite=True to replace it."
                 )
-            _remove_store_files(path)
-        elif os.path.isdir(path) and os.listdir(path):
+            # Held until the new manifest is written: no other run computes in between.
+            with folder_lock(path, "map store"):
+                _remove_store_files(path)
+                return cls._start(path, manifest, transformer, items)
+        if os.path.isdir(path) and os.listdir(path):
             raise ValueError(
                 f"Cannot create a map store at {path!r}: the directory exists, is not empty "
                 f"and has no {MANIFEST}. Use an empty or new directory."
             )
+        return cls._start(path, manifest, transformer, items)
+
+    @classmethod
+    def _start(cls, path, manifest, transformer, items):
         os.makedirs(os.path.join(path, BATCH_DIRECTORY), exist_ok=True)
         manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         atomic_write_json(os.path.join(path, MANIFEST), manifest)
@@ -300,16 +312,24 @@ class MapStore:
 
     # ------------------------------------------------------------------ computing
 
-    def compute(self, verbose=False):
+    def compute(self, verbose=False, cache=False):
         """Compute the maps of every batch not on disk yet; keep the others.
 
         Safe to interrupt at any moment and to call again: each batch file is
-        written atomically, and finished batches are never recomputed.
+        written atomically, and finished batches are never recomputed. The
+        store's folder is held while computing: a second process computing
+        the same store is refused (:class:`FolderInUseError`, an ``OSError``)
+        rather than removing what this one writes.
 
         Parameters
         ----------
         verbose : bool, default=False
             Show a progress bar counting images.
+        cache : bool, default=False
+            Also keep each image's raw gradients in the process-wide
+            :data:`~sklearn_sensloc.gradient_cache`. Off by default whatever
+            the transformer's ``cache``: a store is for more images than
+            memory holds, and each is computed once.
 
         Returns
         -------
@@ -320,34 +340,40 @@ class MapStore:
                 f"The map store at {self.path!r} was opened for reading; to compute it, "
                 "resume it with MapStore.create(path, transformer, images)."
             )
-        remove_stale_temporaries(os.path.join(self.path, BATCH_DIRECTORY))
-        todo = self.missing_batches()
-        bar = None
-        if verbose:
-            from tqdm.auto import tqdm
+        # A shallow copy: the same fitted transformer and engine, its own cache flag.
+        transformer = copy.copy(self._transformer).set_params(cache=cache)
+        with folder_lock(self.path, "map store"):
+            remove_stale_temporaries(os.path.join(self.path, BATCH_DIRECTORY))
+            todo = self.missing_batches()
+            bar = None
+            if verbose:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(
-                total=sum(len(self.batch_rows(b)) for b in todo),
-                desc=f"maps -> {os.path.basename(self.path.rstrip(os.sep)) or self.path}",
-                unit="img",
-            )
-        try:
-            for batch in todo:
-                rows = self.batch_rows(batch)
-                maps = self._transformer.transform(self._images[rows.start : rows.stop])
-                maps = np.ascontiguousarray(maps, dtype=np.float32)
-                if maps.shape != (len(rows), self.n_features):
-                    raise RuntimeError(
-                        f"The transformer returned maps of shape {maps.shape} for batch "
-                        f"{batch}; the store expects {(len(rows), self.n_features)}."
-                    )
-                atomic_save_npy(self.batch_path(batch), maps)
+                bar = tqdm(
+                    total=sum(len(self.batch_rows(b)) for b in todo),
+                    desc=f"maps -> {os.path.basename(self.path.rstrip(os.sep)) or self.path}",
+                    unit="img",
+                )
+            try:
+                for batch in todo:
+                    self._compute_batch(transformer, batch)
+                    if bar is not None:
+                        bar.update(len(self.batch_rows(batch)))
+            finally:
                 if bar is not None:
-                    bar.update(len(rows))
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.close()
         return self
+
+    def _compute_batch(self, transformer, batch):
+        rows = self.batch_rows(batch)
+        maps = transformer.transform(self._images[rows.start : rows.stop])
+        maps = np.ascontiguousarray(maps, dtype=np.float32)
+        if maps.shape != (len(rows), self.n_features):
+            raise RuntimeError(
+                f"The transformer returned maps of shape {maps.shape} for batch "
+                f"{batch}; the store expects {(len(rows), self.n_features)}."
+            )
+        atomic_save_npy(self.batch_path(batch), maps)
 
     # ------------------------------------------------------------------ reading
 
@@ -563,11 +589,11 @@ def _make_manifest(transformer, source, batch_size):
     # Names and files are fingerprinted without loading the network; a
     # keras.Model by its architecture and weights.
     n_images = len(source)
-    items = source._items
     keys = [source.key(i) for i in range(n_images)]
-    with_paths = any(isinstance(item, str) for item in items)
+    paths = [source.path(i) for i in range(n_images)]
+    with_paths = any(path is not None for path in paths)
     if with_paths:
-        names = [os.path.abspath(item) if isinstance(item, str) else "<array>" for item in items]
+        names = [os.path.abspath(path) if path is not None else "<array>" for path in paths]
         list_hash = fingerprint("paths", *names)
     else:
         list_hash = fingerprint("arrays", *keys)
@@ -575,6 +601,7 @@ def _make_manifest(transformer, source, batch_size):
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "maps": {
+            "gradients": transformer.gradient_key_,
             "model": model_fingerprint(model, model, transformer.weights),
             "model_description": _describe_model(transformer.model),
             "target": repr(transformer.target),
@@ -592,7 +619,7 @@ def _make_manifest(transformer, source, batch_size):
             "n": n_images,
             "kind": "paths" if with_paths else "arrays",
             "list_hash": list_hash,
-            "content_hash": fingerprint("images", *keys),
+            "content_hash": image_set_key(keys),
         },
         "batch_size": int(batch_size),
         "n_batches": math.ceil(n_images / batch_size),
@@ -610,7 +637,7 @@ def _differences(old, new):
     found = []
     for field, label in _MAP_FIELDS:
         before, after = old["maps"].get(field), new["maps"].get(field)
-        if before != after:
+        if field in old["maps"] and before != after:
             if field == "model":
                 found.append(
                     f"{label}: store has {old['maps'].get('model_description')!r} "

@@ -9,7 +9,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import disk_store, fingerprint, gradient_cache
+from ._cache import disk_store, gradient_cache
+from ._identity import gradient_key
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import PREPROCESSINGS
@@ -140,6 +141,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         What the gradient is taken of, e.g. "gestalt total of 'block5_conv3'".
     n_features_out_ : int
         Number of output columns, ``map_shape_[0] * map_shape_[1]``.
+    gradient_key_ : str
+        The identity of the raw gradients (model, target, preprocessing,
+        input size, method and the parameters it reads): equal for
+        transformers whose backward passes give equal gradients. Caches and
+        stores key an image's gradients by it and the image's key.
 
     Examples
     --------
@@ -257,14 +263,39 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         source = ImageSource(X)
         maps = np.empty((len(source), self.n_features_out_), dtype=np.float32)
-        batches = self._abs_gradients(source)
+        batches = self._gradient_batches(source)
         for start, gradients in progress(batches, len(source), self.batch_size, self.verbose):
             block = sensitivity_maps(gradients, self.aggregation, self.pool, self.normalize)
             maps[start : start + len(block)] = block.reshape(len(block), -1)
             del gradients, block  # free this batch before the next one is decoded
         return maps
 
-    def _abs_gradients(self, source):
+    def iter_gradients(self, X):
+        """Absolute input gradients of the images in ``X``, batch by batch.
+
+        What :meth:`transform` turns into maps, before aggregation, pooling and
+        normalization: for computing maps of several map-side parameters from
+        one backward pass. Gradients held by :data:`~sklearn_sensloc.gradient_cache`
+        (``cache=True``) or by the ``memory`` folder are read, not recomputed;
+        computed ones are kept there.
+
+        Parameters
+        ----------
+        X : array of shape (n, H, W, 3), list of arrays or list of paths
+            RGB images with pixel values in 0..255.
+
+        Yields
+        ------
+        start : int
+            Index in ``X`` of the batch's first image.
+        gradients : ndarray of shape (batch, height, width, 3), float32
+            ``|d target / d pixel|`` of each image of the batch, at
+            ``input_size_``; at most ``batch_size`` images.
+        """
+        check_is_fitted(self)
+        yield from self._gradient_batches(ImageSource(X))
+
+    def _gradient_batches(self, source):
         """Yield ``(start, gradients)`` batch by batch, computing only what no cache holds."""
         engine = self._engine_for_transform()
         stores = ([gradient_cache] if self.cache else []) + [
@@ -272,7 +303,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         ]
         for start in range(0, len(source), self.batch_size):
             indices = range(start, min(start + self.batch_size, len(source)))
-            keys = [(self._gradient_key, source.key(i)) for i in indices] if stores else []
+            keys = [(self.gradient_key_, source.key(i)) for i in indices] if stores else []
             gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
             missing = [j for j, found in enumerate(gradients) if found is None]
             computed = None
@@ -323,7 +354,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             for name, value in self.get_params(deep=False).items()
             if name != "model" and name not in MAP_SIDE_PARAMS
         )
-        self._engine, self._gradient_key = _shared_engine(
+        self._engine, self.gradient_key_ = _shared_engine(
             model,
             (preprocessing, *engine_params),
             lambda: GradientEngine(
@@ -339,12 +370,12 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
                 random_state=self.random_state,
                 batch_size=self.batch_size,
             ),
-            lambda engine: fingerprint(
+            lambda engine: gradient_key(
                 model_fingerprint(self.model, model, self.weights),
                 self.target,
                 preprocessing,
                 engine.input_size,
-                *self._method_key(),
+                self._method_key(),
                 # Says logit or probability for class targets; layer targets ignore class_score.
                 engine.target_name,
             ),
@@ -373,6 +404,21 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         if len(size) != 2 or not all(isinstance(s, Integral) and s > 0 for s in size):
             raise ValueError(f"image_size must be (height, width) in pixels; got {self.image_size!r}.")
         return size
+
+    def prepare(self):
+        """Build the compiled gradient function now rather than on the first transform.
+
+        A transformer that was pickled (to a Dask worker, or to disk) rebuilds
+        it on first use; a process that serves many calls builds it once, up
+        front.
+
+        Returns
+        -------
+        self : SensitivityTransformer
+        """
+        check_is_fitted(self)
+        self._engine_for_transform()
+        return self
 
     def _engine_for_transform(self):
         # The compiled engine is not picklable; after unpickling it is rebuilt

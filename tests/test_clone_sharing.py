@@ -31,16 +31,16 @@ def test_clones_share_one_engine_and_retraining_changes_the_gradient_key(scenes)
     first = SensitivityTransformer(model=model).fit(None)
     second = clone(first).set_params(aggregation="mean", pool=2).fit(None)
     assert second._engine is first._engine
-    assert second._gradient_key == first._gradient_key
+    assert second.gradient_key_ == first.gradient_key_
     other_target = clone(first).set_params(target="class").fit(None)
     assert other_target._engine is not first._engine
-    assert other_target._gradient_key != first._gradient_key
+    assert other_target.gradient_key_ != first.gradient_key_
 
     before = first.transform(images)
     model.set_weights([w + 0.01 for w in model.get_weights()])
     refitted = clone(first).fit(None)
     assert refitted._engine is first._engine
-    assert refitted._gradient_key != first._gradient_key
+    assert refitted.gradient_key_ != first.gradient_key_
     assert not np.allclose(refitted.transform(images), before)
 
 

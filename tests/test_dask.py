@@ -1,5 +1,6 @@
 """The whole pipeline on a real two-process Dask cluster, worker deaths included."""
 
+import copy
 import logging
 import os
 import sys
@@ -105,8 +106,9 @@ def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp
     assert maps.chunks == ((7, 7, 7, 7, 7, 5), (256,))
     np.testing.assert_allclose(compute(client, maps), reference, rtol=1e-5, atol=1e-7)
 
-    # Each worker built the network once, however many blocks it computed.
-    token = transformer_token(sens)
+    # Each worker built the network once, however many blocks it computed (the
+    # workers' transformer leaves the gradient cache alone: cache=False).
+    token = transformer_token(copy.copy(sens).set_params(cache=False))
     builds = [info["builds"].get(token, 0) for info in client.run(worker_cache_info).values()]
     assert sum(builds) >= 1 and all(count <= 1 for count in builds)
 
@@ -193,6 +195,23 @@ def _clear_gradient_cache():
     from sklearn_sensloc import gradient_cache
 
     gradient_cache.clear()
+
+
+def _gradient_cache_entries():
+    from sklearn_sensloc import gradient_cache
+
+    return gradient_cache.info()["entries"]
+
+
+def test_workers_fill_their_gradient_cache_only_when_asked(client, sens, data, reference):
+    images, _ = data
+    client.run(_clear_gradient_cache)
+    maps = compute(client, sensitivity_maps_dask(sens, images, chunk_size=CHUNK))
+    np.testing.assert_allclose(maps, reference, rtol=1e-5, atol=1e-6)
+    assert sum(client.run(_gradient_cache_entries).values()) == 0
+    compute(client, sensitivity_maps_dask(sens, images, chunk_size=CHUNK, cache=True))
+    assert sum(client.run(_gradient_cache_entries).values()) == N_IMAGES
+    client.run(_clear_gradient_cache)
 
 
 def test_grid_search_under_the_dask_joblib_backend(client, tiny_model, data):

@@ -172,7 +172,7 @@ def test_weights_file_is_part_of_the_cache_identity(mobilenet_weights, tmp_path)
     keys = []
     for weights in (mobilenet_weights, copy):
         sens = SensitivityTransformer(model="mobilenet", weights=weights).fit(None)
-        keys.append(sens._gradient_key)
+        keys.append(sens.gradient_key_)
     assert keys[0] != keys[1]
 
 
@@ -244,7 +244,7 @@ def test_callable_preprocessing_is_cloneable_picklable_and_keyed_by_its_code(tin
     sens = SensitivityTransformer(model=tiny_model, preprocessing=ops_tf_scaling, pool=2).fit(None)
     restored = pickle.loads(pickle.dumps(sens))
     np.testing.assert_array_equal(restored.transform(scenes[0][:2]), sens.transform(scenes[0][:2]))
-    assert clone(sens).fit(None)._gradient_key == sens._gradient_key
+    assert clone(sens).fit(None).gradient_key_ == sens.gradient_key_
     keys = {preprocessing_key(p) for p in (ops_tf_scaling, lambda x: x / 255.0,
                                            lambda x: x / 127.5, "tf")}
     assert len(keys) == 4

@@ -306,3 +306,28 @@ def test_fit_from_store_mini_batches_epochs_and_shuffling(tmp_path, tiny_model, 
         fit_from_store(BoxRegressor(), store, boxes[:-1])
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fit_from_store(BoxRegressor(), store, boxes, epochs=0)
+
+
+def test_compute_on_a_store_in_use_refuses_in_one_sentence(tiny_model, images, tmp_path):
+    from sklearn_sensloc._atomic import FolderInUseError, folder_lock
+
+    store = MapStore.create(tmp_path / "maps", transformer(tiny_model), images[:6], batch_size=BATCH)
+    with folder_lock(store.path, "map store"):
+        with pytest.raises(FolderInUseError, match=r"^The map store .* is in use by another run"):
+            store.compute()
+    assert store.missing_batches() == [0, 1]
+    # Released when the holder is done: the computation goes through.
+    assert store.compute().is_complete()
+
+
+def test_compute_fills_the_gradient_cache_only_when_asked(tiny_model, images, tmp_path):
+    from sklearn_sensloc import gradient_cache
+
+    sens = transformer(tiny_model, cache=True)
+    gradient_cache.clear()
+    MapStore.create(tmp_path / "a", sens, images[:6], batch_size=BATCH).compute()
+    assert gradient_cache.info()["entries"] == 0
+    MapStore.create(tmp_path / "b", sens, images[:6], batch_size=BATCH).compute(cache=True)
+    assert gradient_cache.info()["entries"] == 6
+    gradient_cache.clear()
+    assert sens.cache is True, "the user's transformer is left as it was"
