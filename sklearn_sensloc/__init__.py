@@ -9,7 +9,7 @@ with CorLoc.
 
 from ._boxes import box_iou
 from ._cache import gradient_cache
-from ._evaluation import evaluate_localization, evaluate_voc
+from .evaluation import evaluate_localization, evaluate_voc
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._plots import plot_boxes, plot_maps

@@ -24,7 +24,6 @@ from . import __version__
 DEMO_N_IMAGES = 120
 DEMO_OUTPUT = "sensloc-output"
 DEMO_TEST_SIZE = 0.3
-DEFAULT_MODEL = "vgg16-hed"
 #: ``sensloc demo``'s first choice: a small genuine ImageNet classifier that
 #: Keras downloads once (14 MB); without a network the demo falls back to the
 #: offline backbone, which runs everywhere but localizes no better than the
@@ -120,7 +119,7 @@ def run_demo(
     """
     from sklearn.model_selection import train_test_split
 
-    from ._evaluation import evaluate_localization, model_label
+    from .evaluation import evaluate_localization, model_label
     from .datasets import make_sample_scenes
 
     stream = sys.stdout if stream is None else stream
@@ -176,7 +175,7 @@ def run_evaluate(voc, train_split="trainval", test_split="test", *, classes=None
     -------
     result : :class:`~sklearn.utils.Bunch`
     """
-    from ._evaluation import evaluate_voc
+    from .evaluation import evaluate_voc
 
     stream = sys.stdout if stream is None else stream
     result = evaluate_voc(voc, train_split, test_split, classes=classes, limit=limit,
@@ -275,9 +274,9 @@ def _target(text):
 
 def build_parser():
     """The ``sensloc`` argument parser."""
-    from ._evaluation import DEFAULT_SIGMAS
+    from .evaluation import DEFAULT_SIGMAS
     from ._maps import AGGREGATIONS
-    from ._models import PREPROCESSINGS
+    from ._models import DEFAULT_MODEL, OFFLINE_MODEL, PREPROCESSINGS
 
     parser = argparse.ArgumentParser(
         prog="sensloc",
@@ -292,7 +291,7 @@ def build_parser():
                              "mobilenet, efficientnetb0, convnexttiny, ...; downloaded by Keras "
                              "unless --weights), vgg16-hed (offline) or a .keras file (default: "
                              f"demo: {DEMO_CLASSIFIER} if Keras can download it, else "
-                             f"{DEFAULT_MODEL}; evaluate: {DEFAULT_MODEL})")
+                             f"{OFFLINE_MODEL}; evaluate: {DEFAULT_MODEL})")
     common.add_argument("--weights", metavar="FILE", default=None,
                         help="weights file for the architecture named by --model, instead of "
                              "its download (mobilenet: the width is read from the file)")
@@ -365,25 +364,15 @@ def build_parser():
 
 def _check_usage(parser, args):
     """Checks that argparse's types cannot express; a failure exits with code 2."""
-    from ._models import REGISTRY, registered_name, suggest_name
+    from ._models import DEFAULT_MODEL, check_model
 
     if args.model is None:
         args.model = "auto" if args.command == "demo" and args.weights is None else DEFAULT_MODEL
-    model = args.model
-    if not (model == "auto" and args.command == "demo") and registered_name(model) is None:
-        if model.endswith(".h5"):
-            parser.error(f"--model {model!r} is a weights file: name its architecture and pass "
-                         f"the file with --weights, e.g. --model mobilenet --weights {model}")
-        if not model.endswith(".keras"):
-            parser.error(f"--model {model!r}: not a registered model{suggest_name(model)} nor a "
-                         f".keras file; registered: {', '.join(REGISTRY)}")
-        if not os.path.isfile(model):
-            parser.error(f"--model {model!r}: no such file")
-        if args.weights is not None:
-            parser.error("--weights is for a registered --model name; a .keras file has its "
-                         "own weights")
-    if args.weights is not None and not os.path.isfile(args.weights):
-        parser.error(f"--weights {args.weights!r}: no such file")
+    if not (args.model == "auto" and args.command == "demo"):
+        try:
+            check_model(args.model, args.weights)
+        except (ValueError, OSError) as error:
+            parser.error(" ".join(str(error).split()))
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         parser.error(f"--output {args.output!r} exists and is not a folder")
     if args.timing_images is not None and args.timing_images < 0:

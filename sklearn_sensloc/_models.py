@@ -11,7 +11,9 @@ import functools
 import json
 import os
 import re
+import threading
 import warnings
+import weakref
 import zipfile
 from importlib import resources
 from typing import NamedTuple
@@ -27,6 +29,15 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 OFFLINE_MODEL = "vgg16-hed"
+
+#: The one default ``model=`` of the package: SensitivityTransformer,
+#: evaluate_localization, evaluate_voc and ``sensloc evaluate``. The paper's
+#: model, ImageNet VGG16, whose weights Keras downloads once (528 MB): the
+#: offline backbone would run everywhere but localizes no better than the
+#: center box, so a default run would report meaningless tables. Only
+#: ``sensloc demo`` chooses otherwise (a small classifier, else the offline
+#: backbone; see ``_cli.choose_demo_model``): a demo must run on any machine.
+DEFAULT_MODEL = "vgg16"
 
 
 def _vgg16_hed(weights=None):
@@ -136,8 +147,6 @@ def mobilenet_width(path):
 def load_weights_file(model, path, architecture):
     """Load the weights file ``path`` into ``model``; a mismatch names layer and shapes."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Weights file not found: {path!r}.")
     try:
         with warnings.catch_warnings():
             # Keras reports every nested container a weights file has no group for
@@ -241,9 +250,55 @@ def registered_name(model):
     return _BY_PLAIN_NAME.get(_plain(model))
 
 
-@functools.lru_cache(maxsize=4)
+class LoadedModels:
+    """Registered models loaded by name, shared while in use, then released.
+
+    Each model is held weakly: every transformer fitted with the same name
+    and weights file uses one network, and once none refers to it (nor
+    anything else) it is freed. The most recently used model is also held
+    strongly, so that the clones of a search, fitted one after another, load
+    it once; :meth:`clear` releases it and forgets every model.
+    """
+
+    def __init__(self):
+        self._models = weakref.WeakValueDictionary()
+        self._recent = None
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        """The model of ``key``, from ``load()`` when none is held."""
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                model = load()
+                self._models[key] = model
+            self._recent = model
+            return model
+
+    def clear(self):
+        """Forget every model: the next use of a name loads it again."""
+        with self._lock:
+            self._models.clear()
+            self._recent = None
+
+    def info(self):
+        """Names (with weights files) of the models held, as a dict."""
+        with self._lock:
+            return {"models": [key[:2] for key in self._models.keys()]}
+
+
+#: The models that ``model="name"`` loads, shared by every transformer.
+loaded_models = LoadedModels()
+
+
 def _registered_model(name, weights, weights_key):
     # weights_key (the file's size and date) makes an edited weights file load again.
+    return loaded_models.get(
+        (name, weights, weights_key), functools.partial(_build_registered, name, weights)
+    )
+
+
+def _build_registered(name, weights):
     entry = REGISTRY[name]
     if weights is None and entry.weights_file is not None:
         _announce_download(name, entry)
@@ -294,12 +349,7 @@ def resolve_model(model, weights=None):
     import keras
 
     name = registered_name(model)
-    if weights is not None and name is None:
-        raise ValueError(
-            f"weights={os.fspath(weights)!r} is for a registered model name, whose "
-            f"architecture it fills; model={_short(model)} brings its own weights. Load them "
-            "into your keras.Model (model.load_weights) or drop weights=."
-        )
+    check_model(model, weights)
     if isinstance(model, keras.Model):
         return model, "none"
     if name is not None:
@@ -312,6 +362,34 @@ def resolve_model(model, weights=None):
         f"model must be a keras.Model, a path to a .keras file or one of the registered "
         f"names ({', '.join(REGISTRY)}); got {model!r}."
     )
+
+
+def check_model(model, weights=None):
+    """Refuse a ``model=`` and ``weights=`` pair that cannot load, without loading it.
+
+    The checks :func:`resolve_model` makes before loading anything, for
+    callers that want the error before a run starts (the command line). A
+    ``keras.Model`` passes.
+
+    Raises
+    ------
+    ValueError
+        ``weights`` with a model that is not a registered name; a path that
+        is a weights file, or neither a registered name nor a ``.keras`` file.
+    FileNotFoundError
+        A ``.keras`` or weights file that does not exist.
+    """
+    name = registered_name(model)
+    if weights is not None and name is None:
+        raise ValueError(
+            f"weights={os.fspath(weights)!r} is for a registered model name, whose "
+            f"architecture it fills; model={_short(model)} brings its own weights. Load them "
+            "into your keras.Model (model.load_weights) or drop weights=."
+        )
+    if weights is not None and not os.path.isfile(weights):
+        raise FileNotFoundError(f"Weights file not found: {os.fspath(weights)!r}.")
+    if name is None and isinstance(model, (str, os.PathLike)):
+        _check_model_file(os.fspath(model))
 
 
 def _short(model):
@@ -402,9 +480,7 @@ def model_fingerprint(model, keras_model, weights=None):
     return fingerprint("model", keras_model.to_json(), *weights)
 
 
-def _load_model_file(path):
-    import keras
-
+def _check_model_file(path):
     if path.endswith(".h5"):
         raise ValueError(
             f"model={path!r} is a weights file: it needs its architecture. Pass the "
@@ -418,6 +494,12 @@ def _load_model_file(path):
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path!r}.")
+
+
+def _load_model_file(path):
+    import keras
+
+    _check_model_file(path)
     try:
         # safe_mode refuses to deserialise Lambda layers, i.e. arbitrary code.
         return keras.saving.load_model(path, compile=False, safe_mode=True)

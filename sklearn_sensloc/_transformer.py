@@ -13,7 +13,7 @@ from ._cache import disk_store, gradient_cache
 from ._identity import gradient_key
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
-from ._models import PREPROCESSINGS
+from ._models import DEFAULT_MODEL, PREPROCESSINGS
 from ._progress import progress
 
 #: Parameters that act on maps after the backward pass (or on how they are
@@ -185,7 +185,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        model="vgg16",
+        model=DEFAULT_MODEL,
         target="gestalt",
         aggregation="max",
         normalize="max",

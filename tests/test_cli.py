@@ -27,10 +27,10 @@ def demo_classifier(monkeypatch):
     def use(build):
         entry = _models.REGISTRY[DEMO_CLASSIFIER]
         monkeypatch.setitem(_models.REGISTRY, DEMO_CLASSIFIER, entry._replace(build=build))
-        _models._registered_model.cache_clear()
+        _models.loaded_models.clear()
 
     yield use
-    _models._registered_model.cache_clear()
+    _models.loaded_models.clear()
 
 
 def test_demo_falls_back_to_the_offline_backbone_without_a_network(demo_classifier):
@@ -139,8 +139,10 @@ def test_evaluate_command_writes_the_tables_and_resumes(model_file, voc_root, tm
         (["demo", "--n-images", "0"], "--n-images: expected a positive integer"),
         (["demo", "--n-images", "3"], "--n-images must be at least 4"),
         (["demo", "--test-size", "1.5"], "expected a number between 0 and 1"),
-        (["demo", "--model", "resnet"], "not a registered model"),
-        (["demo", "--model", "missing.keras"], "'missing.keras': no such file"),
+        (["demo", "--model", "resnet"], "neither a registered name (did you mean"),
+        (["demo", "--model", "missing.keras"], "Model file not found: 'missing.keras'"),
+        (["demo", "--model", "mobilenet.h5"], "is a weights file: it needs its architecture"),
+        (["demo", "--weights", "missing.h5"], "Weights file not found: 'missing.h5'"),
         (["demo", "--aggregation", "median"], "invalid choice: 'median'"),
         (["evaluate"], "the following arguments are required: --voc"),
         (["evaluate", "--voc", "/no/such/VOCdevkit"], "--voc '/no/such/VOCdevkit': no such folder"),

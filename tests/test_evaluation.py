@@ -12,7 +12,7 @@ from conftest import make_scenes, write_png_files
 from PIL import Image
 
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer, corloc_score
-from sklearn_sensloc import _evaluation as evaluation
+from sklearn_sensloc.evaluation import _full_maps
 from sklearn_sensloc._atomic import (
     LOCK_FILE,
     FolderInUseError,
@@ -20,13 +20,9 @@ from sklearn_sensloc._atomic import (
     atomic_write_text,
     folder_lock,
 )
-from sklearn_sensloc._evaluation import (
-    _class_index,
-    _scores,
-    evaluate_localization,
-    evaluate_voc,
-    pooled_features,
-)
+from sklearn_sensloc.evaluation import evaluate_localization, evaluate_voc, pooled_features
+from sklearn_sensloc.evaluation._data import class_index
+from sklearn_sensloc.evaluation._scoring import scores
 from sklearn_sensloc._heuristic import SIGMA_GRID
 
 FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)
@@ -238,7 +234,7 @@ def test_a_corrupt_cache_entry_is_recomputed(tiny_model, split_scenes, tmp_path)
 def test_interrupted_maps_keep_finished_parts_and_resume(
     tiny_model, tmp_path, monkeypatch, backward_calls
 ):
-    monkeypatch.setattr(evaluation, "_PART", 4)
+    monkeypatch.setattr(_full_maps, "PART", 4)
     images, boxes, _ = make_scenes(20, seed=2)
     paths = write_png_files(images, tmp_path)
     (tmp_path / "17.png").write_bytes(b"not an image")
@@ -302,7 +298,7 @@ def test_several_boxes_per_image_difficult_rule_and_per_class():
     ]
     labels = [["cat", "dog"], ["cat"], ["dog", "dog"]]
     difficult = [np.array([0, 0]), np.array([1]), np.array([0, 1])]
-    index, counted = _class_index(boxes, labels, difficult, ["cat", "dog", "bird"])
+    index, counted = class_index(boxes, labels, difficult, ["cat", "dog", "bird"])
     assert list(index) == ["cat", "dog"]  # bird has no image and is left out
     assert counted.tolist() == [True, False, True]
     assert index["cat"][0].tolist() == [0]
@@ -310,14 +306,14 @@ def test_several_boxes_per_image_difficult_rule_and_per_class():
 
     # Image 0 predicted on the dog, image 2 on its difficult dog: both hits for "dog".
     pred = np.array([[0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.2, 0.2]])
-    overall, mean, per_class = _scores(pred, boxes, index, counted, 0.5)
+    overall, mean, per_class = scores(pred, boxes, index, counted, 0.5)
     assert per_class == {"cat": 0.0, "dog": 100.0}
     assert mean == 50.0
     assert overall == 100.0  # image 1 does not count
 
     # The strict rule: IoU of exactly 0.5 is a miss.
     half = np.array([[0.5, 0.5, 1.0, 0.75], [0, 0, 1, 1], [0.1, 0.1, 0.6, 0.6]])
-    _, _, per_class = _scores(half, boxes, index, counted, 0.5)
+    _, _, per_class = scores(half, boxes, index, counted, 0.5)
     assert per_class["dog"] == 50.0
 
 

@@ -412,9 +412,9 @@ def test_cli_offline_download_is_one_error_line(voc_root, tmp_path, capsys, offl
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--model", "w.weights.h5"], "is a weights file: name its architecture"),
-        (["--model", "mobilenet", "--weights", "missing.h5"], "--weights 'missing.h5': no such file"),
-        (["--model", "resnet5"], "not a registered model (did you mean 'resnet50'?)"),
+        (["--model", "w.weights.h5"], "is a weights file: it needs its architecture"),
+        (["--model", "mobilenet", "--weights", "missing.h5"], "Weights file not found: 'missing.h5'"),
+        (["--model", "resnet5"], "neither a registered name (did you mean 'resnet50'?)"),
         (["--preprocessing", "imagenet"], "invalid choice: 'imagenet'"),
         (["--image-size", "224x"], "expected a size like 224 or 240x320"),
     ],
