@@ -12,6 +12,7 @@ from ._cache import gradient_cache
 from .evaluation import evaluate_localization, evaluate_voc
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
+from ._models import loaded_models
 from ._plots import plot_boxes, plot_maps
 from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
@@ -37,6 +38,7 @@ __all__ = [
     "fit_from_store",
     "gradient_cache",
     "load_voc",
+    "loaded_models",
     "make_sample_scenes",
     "plot_boxes",
     "plot_maps",
