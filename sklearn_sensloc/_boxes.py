@@ -16,10 +16,11 @@ def check_boxes(boxes, *, name="y", allow_empty=False):
     can find the bad one.
     """
     if boxes is None:
-        # The wording scikit-learn's checks recognise, then what is needed.
+        # The second sentence is the wording scikit-learn's checks recognise.
         raise ValueError(
-            f"This estimator requires {name} to be passed, but the target {name} is None: "
-            "give boxes of shape (n_samples, 4) = (xmin, ymin, xmax, ymax)."
+            f"{name} must be an array of boxes of shape (n_samples, 4) = "
+            f"(xmin, ymin, xmax, ymax); got None. This requires {name} to be passed, but "
+            f"the target {name} is None."
         )
     boxes = np.asarray(boxes, dtype=np.float64) if not _is_ragged(boxes) else None
     if boxes is None or boxes.ndim != 2 or boxes.shape[1] != 4:

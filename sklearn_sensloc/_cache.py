@@ -4,8 +4,9 @@ A parameter search over map-side parameters (aggregation, normalization,
 pooling) and over the box regressor refits the transformer on every fold and
 candidate; the backward passes are the expensive part and do not depend on
 those parameters. Absolute gradients are therefore cached per image, keyed by
-a fingerprint of the model and target and one of the image, in a bounded
-in-process LRU and, optionally, in a directory shared by processes and runs.
+the transformer's gradient key and the image's key (see ``_identity``), in a
+bounded in-process LRU and, optionally, in a directory shared by processes and
+runs.
 """
 
 import os

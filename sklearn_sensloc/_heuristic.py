@@ -1,6 +1,7 @@
 """Boxes without a learned map: the paper's heuristic and its center-box baseline."""
 
 import math
+from dataclasses import replace
 from numbers import Real
 
 import numpy as np
@@ -302,9 +303,7 @@ class CenterBoxBaseline(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Like DummyRegressor: X is only counted, so any content is accepted.
-        tags.input_tags.allow_nan = True
-        tags.input_tags.sparse = True
-        tags.input_tags.three_d_array = True
+        tags.input_tags = replace(tags.input_tags, allow_nan=True, sparse=True, three_d_array=True)
         return tags
 
 

@@ -238,10 +238,8 @@ def plot_boxes(
         drawn dotted in grey for comparison, with its IoU.
     indices : sequence of int, optional
         Which images to show; default the first ``max_images``.
-    max_images : int, default=8
-        Number of images shown when ``indices`` is None.
-    ncols : int, default=4
-        Images per row.
+    max_images, ncols : int, default=8, 4
+        Images shown when ``indices`` is None, and images per row.
     iou_threshold : float, default=0.5
         The CorLoc rule: a prediction is ``correct`` when its IoU is above.
     titles : sequence of str, optional
@@ -250,11 +248,12 @@ def plot_boxes(
     path : str or path-like, optional
         Save the figure there (the format follows the extension).
     dpi : int, default=100
-        Resolution of the saved file.
+        Resolution of the saved file, in dots per inch.
 
     Returns
     -------
     figure : matplotlib.figure.Figure
+        One panel per image shown, and the legend of the boxes drawn.
 
     Examples
     --------

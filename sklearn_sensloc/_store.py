@@ -14,8 +14,9 @@ loss leaves at worst a stray temporary file, never a half-written batch that
 would be read back as valid. Re-running :meth:`MapStore.compute` computes only
 the batches whose file is missing or fails its size check.
 
-The manifest records everything the maps depend on (the model's fingerprint,
-the target, the preprocessing, the input size, aggregation, normalization and
+The manifest records everything the maps depend on (the transformer's
+gradient key, with the model's fingerprint, the target, the preprocessing and
+the input size that name a difference; aggregation, normalization and
 pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
 """
@@ -318,8 +319,9 @@ class MapStore:
         Safe to interrupt at any moment and to call again: each batch file is
         written atomically, and finished batches are never recomputed. The
         store's folder is held while computing: a second process computing
-        the same store is refused (:class:`FolderInUseError`, an ``OSError``)
-        rather than removing what this one writes.
+        the same store is refused (``FolderInUseError``, an ``OSError``, in
+        one sentence naming the holder) rather than removing what this one
+        writes.
 
         Parameters
         ----------

@@ -64,3 +64,37 @@ def test_corrupt_keras_file_is_named(tmp_path):
     path.write_bytes(b"PK not a zip")
     with pytest.raises(ValueError, match="Cannot load Keras model file .*broken.keras"):
         SensitivityTransformer(model=str(path)).fit(None)
+
+
+def test_models_held_by_name_are_shared_while_used_and_released_after(monkeypatch):
+    import gc
+    import weakref
+
+    from conftest import build_tiny_model
+    from sklearn_sensloc import loaded_models
+
+    builds = []
+
+    def build(weights):
+        builds.append(weights)
+        return build_tiny_model()
+
+    for name in ("mobilenetv2", "mobilenetv3small"):
+        monkeypatch.setitem(REGISTRY, name, REGISTRY[name]._replace(build=build, weights_file=None))
+    loaded_models.clear()
+    first = resolve_model("mobilenetv2")[0]
+    assert resolve_model("mobilenetv2")[0] is first and len(builds) == 1
+    sens = SensitivityTransformer(model="mobilenetv2", preprocessing="none").fit(None)
+    assert len(builds) == 1, "a transformer uses the model already loaded"
+    released = weakref.ref(first)
+    del first, sens
+    # The most recently used model stays held; another name replaces it.
+    gc.collect()
+    assert released() is not None
+    resolve_model("mobilenetv3small")
+    gc.collect()
+    assert released() is None
+    assert loaded_models.info() == {"models": [("mobilenetv3small", None)]}
+    loaded_models.clear()
+    gc.collect()
+    assert loaded_models.info() == {"models": []}
