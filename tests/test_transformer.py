@@ -353,3 +353,21 @@ def test_constant_images_give_finite_maps(tiny_model, normalize):
     constant = np.stack([np.zeros((32, 32, 3)), np.full((32, 32, 3), 255.0), np.full((32, 32, 3), 77.0)])
     maps = SensitivityTransformer(model=tiny_model, normalize=normalize, cache=False).fit(None).transform(constant)
     assert np.all(np.isfinite(maps))
+
+
+def test_public_seams_gradients_key_and_prepare(tiny_model, scenes):
+    from sklearn_sensloc._maps import sensitivity_maps
+
+    images = scenes[0][:10]
+    sens = SensitivityTransformer(model=tiny_model, pool=2, batch_size=4, cache=False).fit(None)
+    batches = list(sens.iter_gradients(images))
+    assert [start for start, _ in batches] == [0, 4, 8]
+    assert all(g.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE, 3) for _, g in batches)
+    maps = np.concatenate([sensitivity_maps(g, "max", 2, "max") for _, g in batches])
+    np.testing.assert_allclose(maps.reshape(10, -1), sens.transform(images), rtol=1e-6)
+    # Equal gradients, equal keys; only engine-side parameters change the key.
+    assert clone(sens).set_params(pool=4).fit(None).gradient_key_ == sens.gradient_key_
+    assert clone(sens).set_params(target="class").fit(None).gradient_key_ != sens.gradient_key_
+    restored = pickle.loads(pickle.dumps(sens))
+    assert restored.prepare() is restored
+    np.testing.assert_allclose(restored.transform(images), sens.transform(images), rtol=1e-6)
