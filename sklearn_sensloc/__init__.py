@@ -9,7 +9,6 @@ with CorLoc.
 
 from ._boxes import box_iou
 from ._cache import gradient_cache
-from .evaluation import evaluate_localization, evaluate_voc
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._models import loaded_models
@@ -18,6 +17,7 @@ from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
 from ._transformer import SensitivityTransformer
 from .datasets import load_voc, make_sample_scenes
+from .evaluation import evaluate_localization, evaluate_voc
 
 __version__ = "0.1.0"
 

@@ -119,8 +119,8 @@ def run_demo(
     """
     from sklearn.model_selection import train_test_split
 
-    from .evaluation import evaluate_localization, model_label
     from .datasets import make_sample_scenes
+    from .evaluation import evaluate_localization, model_label
 
     stream = sys.stdout if stream is None else stream
     target = "gestalt"
@@ -274,9 +274,9 @@ def _target(text):
 
 def build_parser():
     """The ``sensloc`` argument parser."""
-    from .evaluation import DEFAULT_SIGMAS
     from ._maps import AGGREGATIONS
     from ._models import DEFAULT_MODEL, OFFLINE_MODEL, PREPROCESSINGS
+    from .evaluation import DEFAULT_SIGMAS
 
     parser = argparse.ArgumentParser(
         prog="sensloc",

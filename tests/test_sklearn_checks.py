@@ -25,7 +25,6 @@ the shape of the check's target) or an image input (a feature count).
 import math
 
 import numpy as np
-import pytest
 from scipy import sparse
 from sklearn.utils.estimator_checks import parametrize_with_checks
 

@@ -116,8 +116,9 @@ def heuristic_step(train_maps, train_boxes, test_maps, sigmas, top_fraction, iou
 
 
 def _heuristic_boxes(estimator, full_maps):
+    n_features = estimator.n_features_in_
     boxes = [
-        estimator.predict(np.asarray(full_maps[s : s + CHUNK]).reshape(-1, estimator.n_features_in_))
+        estimator.predict(np.asarray(full_maps[s : s + CHUNK]).reshape(-1, n_features))
         for s in range(0, len(full_maps), CHUNK)
     ]
     return np.concatenate(boxes)

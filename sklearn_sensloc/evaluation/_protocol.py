@@ -30,9 +30,6 @@ from ._report import model_label, result_tables
 DEFAULT_SIGMAS = (5, 10, 20, 30, 40)
 
 
-# --------------------------------------------------------------------------- protocol
-
-
 def _holding_the_output(evaluate):
     """Run ``evaluate`` holding its ``output`` folder, so two runs never share one."""
 
@@ -105,7 +102,8 @@ def evaluate_localization(
         Order of the per-class columns; classes absent from the test images
         are left out.
     model, weights, target, preprocessing, image_size, batch_size
-        Passed to :class:`SensitivityTransformer`.
+        Passed to :class:`SensitivityTransformer`, with its defaults: ``model``
+        is ``"vgg16"``, the paper's classifier, which Keras downloads once.
     aggregations : sequence of {"max", "mean"}, default=("max",)
         One set of results per aggregation; all come from one backward pass.
     pool : int, default=4

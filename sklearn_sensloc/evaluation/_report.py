@@ -1,4 +1,4 @@
-"""The evaluation's tables: per class (Table 1), the sigma sweep (Table 2), the methods (Table 3)."""
+"""The evaluation's tables: per class (1), the heuristic's sigma sweep (2), the methods (3)."""
 
 import os
 
