@@ -5,17 +5,13 @@ pooling) and over the box regressor refits the transformer on every fold and
 candidate; the backward passes are the expensive part and do not depend on
 those parameters. Absolute gradients are therefore cached per image, keyed by
 the transformer's gradient key and the image's key (see ``_identity``), in a
-bounded in-process LRU and, optionally, in a directory shared by processes and
-runs.
+bounded in-process LRU here and, optionally, on disk (``_store``), in a
+directory shared by processes and runs.
 """
 
-import os
 import threading
 from collections import OrderedDict
 
-import numpy as np
-
-from ._atomic import atomic_save_npy
 # _gradients still imports fingerprint from here; it lives in _identity.
 from ._identity import fingerprint  # noqa: F401
 
@@ -84,33 +80,3 @@ class GradientCache:
 
 #: The cache every SensitivityTransformer with ``cache=True`` shares.
 gradient_cache = GradientCache()
-
-
-class DiskGradientStore:
-    """One ``.npy`` file per image under ``directory``, written atomically."""
-
-    def __init__(self, directory):
-        self.directory = os.fspath(directory)
-
-    def _path(self, key):
-        return os.path.join(self.directory, key[0], key[1] + ".npy")
-
-    def get(self, key):
-        try:
-            return np.load(self._path(key), allow_pickle=False)
-        except (FileNotFoundError, ValueError, EOFError, OSError):
-            # A missing or unreadable entry is recomputed, never trusted.
-            return None
-
-    def put(self, key, value):
-        atomic_save_npy(self._path(key), value)
-
-
-def disk_store(memory):
-    """The on-disk store for a ``memory=`` value: None, a path or a joblib.Memory."""
-    if memory is None:
-        return None
-    location = getattr(memory, "location", memory)
-    if location is None:
-        return None
-    return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))

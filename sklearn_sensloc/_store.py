@@ -1,4 +1,4 @@
-"""Out-of-core sensitivity maps: an on-disk, resumable store, and SGD over it.
+"""What the package keeps on disk: map stores, SGD over them, and raw gradients.
 
 A :class:`MapStore` is a directory::
 
@@ -19,6 +19,11 @@ gradient key, with the model's fingerprint, the target, the preprocessing and
 the input size that name a difference; aggregation, normalization and
 pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
+
+The raw gradients that ``SensitivityTransformer(memory=...)`` keeps are files
+of the same kind, one per image, ``sensloc-gradients/<gradient key>/<image
+key>.npy`` (:class:`DiskGradientStore`), and the evaluation's stored maps are
+checked by the same :func:`valid_npy`.
 """
 
 import copy
@@ -301,8 +306,8 @@ class MapStore:
         missing = []
         for batch in range(self.n_batches):
             path = self.batch_path(batch)
-            if os.path.basename(path) not in present or not _valid_batch_file(
-                path, len(self.batch_rows(batch)), self.n_features
+            if os.path.basename(path) not in present or not valid_npy(
+                path, (len(self.batch_rows(batch)), self.n_features)
             ):
                 missing.append(batch)
         return missing
@@ -389,7 +394,7 @@ class MapStore:
         """
         rows = self.batch_rows(batch)
         path = self.batch_path(batch)
-        if not _valid_batch_file(path, len(rows), self.n_features):
+        if not valid_npy(path, (len(rows), self.n_features)):
             state = "missing" if not os.path.exists(path) else "invalid"
             raise ValueError(
                 f"Batch {batch} of the map store at {self.path!r} is {state}; "
@@ -693,30 +698,73 @@ def _remove_store_files(path):
     os.unlink(os.path.join(path, MANIFEST))
 
 
-def _valid_batch_file(path, n_rows, n_features):
-    """Whether ``path`` is a complete .npy of float32 ``(n_rows, n_features)``."""
+def valid_npy(path, shape):
+    """Whether ``path`` is a complete C-ordered float32 ``.npy`` of ``shape``.
+
+    Read from the header and the file's size, without loading the data: a
+    file cut short or of another layout does not count.
+    """
     try:
         with open(path, "rb") as stream:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+                header = np.lib.format.read_array_header_1_0(stream)
             elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+                header = np.lib.format.read_array_header_2_0(stream)
             else:
                 return False
             offset = stream.tell()
         size = os.path.getsize(path)
     except (OSError, ValueError, EOFError):
         return False
+    found, fortran, dtype = header
     return (
-        shape == (n_rows, n_features)
+        found == tuple(shape)
         and dtype == np.dtype(np.float32)
         and not fortran
-        and size == offset + n_rows * n_features * 4
+        and size == offset + math.prod(shape) * 4
     )
 
 
 def _load_batch_file(path, n_rows, n_features):
-    if not _valid_batch_file(path, n_rows, n_features):
+    if not valid_npy(path, (n_rows, n_features)):
         raise ValueError(f"Map store batch file {path!r} is missing or invalid.")
     return np.load(path, allow_pickle=False)
+
+
+# ---------------------------------------------------------------------- gradients
+
+
+class DiskGradientStore:
+    """Raw gradients, one ``.npy`` file per image under ``directory``, written atomically.
+
+    ``SensitivityTransformer(memory=...)`` keeps them here, shared by
+    processes and runs, keyed by the transformer's gradient key and the
+    image's key.
+    """
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+
+    def _path(self, key):
+        return os.path.join(self.directory, key[0], key[1] + ".npy")
+
+    def get(self, key):
+        try:
+            return np.load(self._path(key), allow_pickle=False)
+        except (FileNotFoundError, ValueError, EOFError, OSError):
+            # A missing or unreadable entry is recomputed, never trusted.
+            return None
+
+    def put(self, key, value):
+        atomic_save_npy(self._path(key), value)
+
+
+def disk_store(memory):
+    """The on-disk store for a ``memory=`` value: None, a path or a joblib.Memory."""
+    if memory is None:
+        return None
+    location = getattr(memory, "location", memory)
+    if location is None:
+        return None
+    return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))

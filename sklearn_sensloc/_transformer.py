@@ -9,12 +9,13 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import disk_store, gradient_cache
+from ._cache import gradient_cache
 from ._identity import gradient_key
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import DEFAULT_MODEL, PREPROCESSINGS
 from ._progress import progress
+from ._store import disk_store
 
 #: Parameters that act on maps after the backward pass (or on how they are
 #: stored): changing one keeps the compiled engine. Every other parameter

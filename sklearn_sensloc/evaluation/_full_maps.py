@@ -68,7 +68,8 @@ class MapComputer:
     def maps(self, images, images_key, aggregations, role):
         """``{aggregation: (n, H, W) float32 maps}``, computing only those not stored."""
         keys = {agg: self.key(images_key, agg) for agg in aggregations}
-        result = {agg: self.output.load_maps(keys[agg], len(images)) for agg in aggregations}
+        shape = (len(images), *self.fit().input_size_)
+        result = {agg: self.output.load_maps(keys[agg], shape) for agg in aggregations}
         for agg in aggregations:
             if result[agg] is not None:
                 self.output.reused.append(f"maps-{role}-{agg}")
@@ -99,7 +100,8 @@ class MapComputer:
         todo = [
             start for start in starts
             if not all(self.output.has_part(part_keys[agg][start],
-                                            len(images[start : start + part])) for agg in keys)
+                                            (len(images[start : start + part]), *shape[1:]))
+                       for agg in keys)
         ]
         for start, blocks in self._blocks(images, list(keys), todo, part, role):
             for agg, block in blocks.items():

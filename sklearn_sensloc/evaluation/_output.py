@@ -6,18 +6,13 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_file, atomic_save_npy, atomic_write_json, atomic_write_text
+from .._store import valid_npy
 from .._tables import table_csv, table_markdown
 
 
-def _load_npy(path, n_images):
-    """A complete ``(n_images, H, W)`` array file, memory-mapped, or None."""
-    if not path.is_file():
-        return None
-    try:
-        maps = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    return maps if maps.ndim == 3 and len(maps) == n_images else None
+def _load_npy(path, shape):
+    """A complete float32 array file of ``shape``, memory-mapped, or None."""
+    return np.load(path, mmap_mode="r") if valid_npy(path, shape) else None
 
 
 class OutputFolder:
@@ -63,17 +58,17 @@ class OutputFolder:
     def maps_path(self, key):
         return self.root / "cache" / f"maps-{key}.npy"
 
-    def load_maps(self, key, n_images):
-        """Finished maps of ``key``, memory-mapped, or None."""
+    def load_maps(self, key, shape):
+        """Finished maps of ``key``, of ``shape``, memory-mapped, or None."""
         if self.root is None:
             return None
-        return _load_npy(self.maps_path(key), n_images)
+        return _load_npy(self.maps_path(key), shape)
 
     def _part_path(self, key):
         return self.root / "cache" / "parts" / f"maps-{key}.npy"
 
-    def has_part(self, key, n_images):
-        return _load_npy(self._part_path(key), n_images) is not None
+    def has_part(self, key, shape):
+        return valid_npy(self._part_path(key), shape)
 
     def save_part(self, key, block):
         """Maps of some images: a finished part survives an interruption."""
