@@ -27,6 +27,7 @@ CorLoc (IoU > 0.5). The gap to the exact solution must be under 1 CorLoc point.
     python benchmarks/bench_regressor.py                      # pools 8, 4, 2 and 1
     python benchmarks/bench_regressor.py --pools 8 4 --quick  # smaller
     python benchmarks/bench_regressor.py --pools 1 --full-max-iter 50  # both solvers, 50 epochs
+    python benchmarks/bench_regressor.py --defaults --pools 8 4  # BoxRegressor() vs 50 epochs
 """
 
 import math
@@ -160,6 +161,31 @@ def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, l
     return row
 
 
+def default_epochs(pool, maps, boxes, maps_test, boxes_test, repeats=3):
+    """The default ``BoxRegressor()`` against the same with 50 epochs, the default until 2026-11-27.
+
+    Both with every other default (square-rooted, mirrored maps), timed
+    round-robin in one process; the median of ``repeats`` fits each.
+    """
+    from sklearn_sensloc import BoxRegressor, corloc_score
+
+    candidates = {"default": {}, "50 epochs": {"max_iter": 50}}
+    seconds = {name: [] for name in candidates}
+    row = {"pool": pool, "features": maps.shape[1]}
+    for _ in range(repeats):
+        for name, params in candidates.items():
+            reg = BoxRegressor(random_state=0, **params)
+            start = time.perf_counter()
+            reg.fit(maps, boxes)
+            seconds[name].append(time.perf_counter() - start)
+            # The same seed every repeat: the same model, so the last CorLoc is every one's.
+            row[f"corloc ({name})"] = corloc_score(boxes_test, reg.predict(maps_test))
+    for name in candidates:
+        row[f"fit_s ({name})"] = float(np.median(seconds[name]))
+    row["speed-up"] = row["fit_s (50 epochs)"] / row["fit_s (default)"]
+    return row
+
+
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=5000)
@@ -172,6 +198,9 @@ def main(argv=None):
     parser.add_argument("--lstsq-limit", type=int, default=20000,
                         help="skip np.linalg.lstsq above this many features (SVD time)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--defaults", action="store_true",
+                        help="instead: the default BoxRegressor() against 50 epochs (the "
+                        "default until 2026-11-27), side by side at each pool")
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.pools = 1000, 300, [8, 4]
@@ -188,6 +217,13 @@ def main(argv=None):
     from sklearn_sensloc import BoxRegressor
 
     BoxRegressor(solver="minibatch").fit(boxes[:8], boxes[:8])
+    if args.defaults:
+        rows = [default_epochs(pool, maps[pool], boxes, maps_test[pool], boxes_test)
+                for pool in args.pools]
+        print_table(f"BoxRegressor() on {args.n_train} synthetic maps, {args.n_test} held out",
+                    rows, list(rows[0]))
+        write_json(args.json, "regressor_defaults", rows)
+        return rows
     rows = []
     for pool in args.pools:
         sgd_max_iter = args.full_max_iter if pool == 1 else args.max_iter

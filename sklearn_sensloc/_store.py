@@ -535,8 +535,8 @@ def fit_from_store(
     batch_size : int, default=2048
         Rows per mini-batch, as in the paper.
     epochs : int or None, default=None
-        Passes over the store; None uses the regressor's ``max_iter`` (as its
-        ``fit`` would), or 1 if it has none.
+        Passes over the store; None makes as many as the regressor's ``fit``
+        would (its ``epochs``, else its ``max_iter``), or 1 if it has neither.
     shuffle : bool, default=True
         Shuffle the order of store batches and of rows in each mini-batch,
         anew each epoch.
@@ -574,7 +574,7 @@ def fit_from_store(
             f"{len(store)} images; give one box per image, in the store's order."
         )
     if epochs is None:
-        epochs = getattr(regressor, "max_iter", 1)
+        epochs = getattr(regressor, "epochs", getattr(regressor, "max_iter", 1))
     if not isinstance(epochs, Integral) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
     if not hasattr(regressor, "partial_fit"):
