@@ -125,9 +125,10 @@ def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, l
            "sgd_max_iter": sgd_max_iter}
     for solver, epochs in [("sgd", sgd_max_iter), ("minibatch", max_iter)]:
         # The solvers on the paper's plain regression (no square root, no
-        # mirrored maps), which the exact ridge solution below also solves.
+        # mirrored maps, least-squares boxes), which the exact ridge solution
+        # below also solves.
         reg = BoxRegressor(random_state=0, max_iter=epochs, solver=solver, power=1, flip=False,
-                           alpha=1e-4)
+                           alpha=1e-4, box_scale=1)
         start = time.perf_counter()
         reg.fit(maps, boxes)
         row[f"fit_s_{solver}"] = time.perf_counter() - start

@@ -110,6 +110,14 @@ def to_valid_boxes(raw):
     return np.hstack([low, high])
 
 
+def scale_boxes(boxes, factor):
+    """Boxes with their width and height multiplied by ``factor``, about their centers."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half_sizes = (boxes[:, 2:] - boxes[:, :2]) * (factor / 2)
+    return np.hstack([centers - half_sizes, centers + half_sizes])
+
+
 def _area(boxes):
     return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(
         boxes[..., 3] - boxes[..., 1], 0, None

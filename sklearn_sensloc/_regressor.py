@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import BoxEstimatorMixin
-from ._boxes import BOX_COLUMNS, check_boxes, to_valid_boxes
+from ._boxes import BOX_COLUMNS, check_boxes, scale_boxes, to_valid_boxes
 
 #: The paper's schedule: the learning rate is divided by 10 every 10,000 iterations.
 PAPER_STEP_SIZE = 10_000
@@ -64,6 +64,15 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     training maps are mirrored left to right with their boxes, which doubles
     the training set at no labelling cost. On genuine photos both helped;
     ``power=1, flip=False`` is the paper's regression.
+
+    Least squares predicts the mean of each corner, but CorLoc asks for an
+    IoU above 0.5, which forgives a box too large more than one too small: a
+    box around the true one still hits up to 1.41 times its width and
+    height, a box inside it only down to 0.71 times. Under the uncertainty
+    of a prediction, a slightly larger box therefore hits more often, so by
+    default every predicted box is widened by ``box_scale=1.1`` about its
+    center (an exactly right box keeps an IoU of 0.83); ``box_scale=1``
+    returns the least-squares box, as the paper does.
 
     Features are standardized and divided by the square root of their number,
     so every sample has a squared norm of about one; the per-sample SGD
@@ -131,6 +140,13 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         returns for square inputs).
     map_shape : tuple (height, width) or None, default=None
         Shape of one flattened map, for ``flip``. None: square maps.
+    box_scale : float, default=1.1
+        Factor applied to the width and height of every predicted box, about
+        its center, before the box is clipped to the image. On genuine photos
+        (the shared VOC split, class score and Gestalt Total) 1.1 added 3 to 4
+        CorLoc points in 5-fold cross-validation on the training photos and 2
+        to 4 on the validation photos; 1 is the least-squares box. It changes
+        predictions only, not the fit.
 
     Attributes
     ----------
@@ -181,6 +197,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         "power": [Interval(Real, 0, None, closed="neither")],
         "flip": ["boolean", StrOptions({"auto"})],
         "map_shape": [tuple, list, None],
+        "box_scale": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -200,6 +217,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         power=0.5,
         flip="auto",
         map_shape=None,
+        box_scale=1.1,
     ):
         self.eta0 = eta0
         self.learning_rate = learning_rate
@@ -216,6 +234,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self.power = power
         self.flip = flip
         self.map_shape = map_shape
+        self.box_scale = box_scale
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -268,7 +287,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        """Predicted boxes, valid: in ``[0, 1]`` with ``xmin <= xmax``, ``ymin <= ymax``.
+        """Predicted boxes, widened by ``box_scale``, then made valid.
+
+        Valid boxes lie in ``[0, 1]`` with ``xmin <= xmax`` and ``ymin <= ymax``.
 
         Parameters
         ----------
@@ -280,7 +301,8 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return to_valid_boxes(self._powered(X) @ self.coef_.T + self.intercept_)
+        raw = self._powered(X) @ self.coef_.T + self.intercept_
+        return to_valid_boxes(scale_boxes(raw, self.box_scale))
 
     @property
     def epochs(self):

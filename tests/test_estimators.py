@@ -13,11 +13,11 @@ from sklearn_sensloc import (
     HeuristicBoxEstimator,
     corloc_score,
 )
-from sklearn_sensloc._boxes import to_valid_boxes
+from sklearn_sensloc._boxes import scale_boxes, to_valid_boxes
 from sklearn_sensloc._heuristic import SIGMA_GRID, TOP_FRACTION_GRID
 
 #: The paper's plain linear regression, for checks against exact solutions.
-PAPER = dict(power=1, alpha=1e-4)
+PAPER = dict(power=1, alpha=1e-4, box_scale=1)
 
 
 def linear_boxes(n_samples=600, n_features=40, noise=0.005, seed=0):
@@ -104,7 +104,7 @@ class TestBoxRegressor:
     def test_features_are_raised_to_power_before_the_linear_map(self):
         X, boxes = linear_boxes()
         X = np.abs(X)
-        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        reg = BoxRegressor(max_iter=5, random_state=0, box_scale=1).fit(X, boxes)
         assert reg.power == 0.5
         np.testing.assert_allclose(
             reg.predict(X), to_valid_boxes(np.sqrt(X) @ reg.coef_.T + reg.intercept_)
@@ -129,6 +129,25 @@ class TestBoxRegressor:
         # "auto" flips when the features read as a square map.
         assert BoxRegressor(random_state=0).fit(rng.random((20, 16)), boxes[:20]).flips_
         assert not BoxRegressor(random_state=0).fit(rng.random((20, 15)), boxes[:20]).flips_
+
+    def test_box_scale_widens_predicted_boxes_about_their_centers(self):
+        X, boxes = linear_boxes()
+        reg = BoxRegressor(max_iter=5, random_state=0).fit(X, boxes)
+        assert reg.box_scale == 1.1
+        raw = (np.sign(X) * np.sqrt(np.abs(X))) @ reg.coef_.T + reg.intercept_
+        np.testing.assert_allclose(reg.predict(X), to_valid_boxes(scale_boxes(raw, 1.1)))
+        least_squares_boxes = reg.set_params(box_scale=1).predict(X)
+        widened = reg.set_params(box_scale=1.1).predict(X)
+        # Inside the image the center stays and the size grows by the factor;
+        # at its border the box is clipped.
+        inside = np.all((widened > 0) & (widened < 1), axis=1)
+        assert inside.mean() > 0.9
+        wide, plain = widened[inside], least_squares_boxes[inside]
+        np.testing.assert_allclose(wide[:, 2:] - wide[:, :2], 1.1 * (plain[:, 2:] - plain[:, :2]))
+        np.testing.assert_allclose(wide[:, :2] + wide[:, 2:], plain[:, :2] + plain[:, 2:])
+        assert_valid_boxes(BoxRegressor(max_iter=1, box_scale=5).fit(X, boxes).predict(X))
+        with pytest.raises(ValueError, match="box_scale"):
+            BoxRegressor(box_scale=0).fit(X, boxes)
 
     def test_flip_needs_a_map(self):
         X, boxes = linear_boxes(n_samples=20)

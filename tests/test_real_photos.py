@@ -83,13 +83,16 @@ def paired_lower_bound(better, worse):
 def test_defaults_beat_the_center_box_on_genuine_photos(hits, method):
     assert len(hits[method]) == 500
     assert paired_lower_bound(hits[method], hits["center"]) > 0
-    # The point estimate itself clears the center box by a clear margin.
-    assert 100 * (hits[method].mean() - hits["center"].mean()) >= 8
+    # The point estimate itself clears the center box by the margin the
+    # "real photos" issue asks for.
+    assert 100 * (hits[method].mean() - hits["center"].mean()) >= 10
 
 
 def test_learned_map_keeps_up_with_the_heuristic(hits):
     # Within the sampling noise of 500 photos: not significantly worse.
     assert paired_lower_bound(hits["learned"], hits["heuristic"]) > -5
+    # And, as the "real photos" issue asks, at least the heuristic minus one point.
+    assert 100 * (hits["learned"].mean() - hits["heuristic"].mean()) >= -1
 
 
 def test_the_newcomer_path_gives_the_same_maps(voc, mobilenet):
