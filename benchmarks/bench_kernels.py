@@ -47,7 +47,7 @@ from _common import (
 def measure(label, model, images, repeats):
     import tensorflow as tf
 
-    from sklearn_sensloc._gradients import GradientEngine
+    from sklearn_sensloc._engine import GradientEngine
 
     engine = GradientEngine(model, "gestalt", "none")
     spec = tf.TensorSpec([None, *engine.input_size, 3], tf.float32)
@@ -65,7 +65,7 @@ def measure(label, model, images, repeats):
         warmup=2,
     )
     fwd = kernel_seconds(forward, images, repeats=repeats)
-    grad = kernel_seconds(engine._gradients, images, repeats=repeats)
+    grad = kernel_seconds(engine._gradients.tf_function, images, repeats=repeats)
     backward = {kind: s for kind, s in grad.items() if "Grad" in kind or "Backprop" in kind}
     conv_fwd = sum(s for kind, s in grad.items() if kind.startswith(("Conv2D", "FusedConv2D"))
                    and kind not in backward)

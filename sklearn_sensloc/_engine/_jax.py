@@ -36,7 +36,6 @@ def compile_function(function, signature, variables):
         arrays = [np.asarray(array, dtype) for array, (_, dtype) in zip(arrays, signature)]
         return np.asarray(jitted([variable.value for variable in variables], *arrays))
 
-    run.compiled = jitted
     return run
 
 

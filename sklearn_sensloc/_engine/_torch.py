@@ -42,18 +42,18 @@ def compile_function(function, signature, variables):
         with torch.no_grad(), keras.StatelessScope(state_mapping=detached):
             return keras.ops.convert_to_numpy(function(*tensors))
 
-    run.compiled = function
     return run
 
 
 def normal_noise(seeds, size):
     """Standard normal noise ``(len(seeds), *size)``, one generator per seed pair."""
     device = seeds.device
-    draws = [
-        torch.randn(size, generator=torch.Generator(device).manual_seed((first << 32) | second),
-                    device=device)
-        for first, second in seeds.tolist()
-    ]
+    draws = []
+    for pair in seeds.tolist():
+        # The CPU generator keeps 32 bits of a seed: mix the pair into them.
+        seed = int(np.random.SeedSequence(pair).generate_state(1)[0])
+        generator = torch.Generator(device).manual_seed(seed)
+        draws.append(torch.randn(size, generator=generator, device=device))
     return torch.stack(draws)
 
 
