@@ -47,9 +47,10 @@ from _common import (
 def measure(label, model, images, repeats):
     import tensorflow as tf
 
-    from sklearn_sensloc._engine import GradientEngine
+    from sklearn_sensloc import SensitivityTransformer
 
-    engine = GradientEngine(model, "gestalt", "none")
+    sens = SensitivityTransformer(model=model, target="gestalt", preprocessing="none", cache=False)
+    engine = sens.fit(None).gradient_engine()
     spec = tf.TensorSpec([None, *engine.input_size, 3], tf.float32)
 
     @tf.function(input_signature=[spec])

@@ -56,7 +56,7 @@ def bf16_engine(builder, model, target, preprocessing):
     """The same network rebuilt under Keras' mixed_bfloat16 policy, same weights."""
     import keras
 
-    from sklearn_sensloc._engine import GradientEngine
+    from sklearn_sensloc import SensitivityTransformer
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -64,11 +64,12 @@ def bf16_engine(builder, model, target, preprocessing):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     clone.set_weights(model.get_weights())
-    return GradientEngine(clone, target, preprocessing)
+    sens = SensitivityTransformer(model=clone, target=target, preprocessing=preprocessing, cache=False)
+    return sens.fit(None).gradient_engine()
 
 
 def measure(label, model, images, batch_size, repeats, xla, preprocessing="none", model_param=None,
-            builder=None, bf16=False):
+            builder=None, bf16=False, engine_only=False):
     import keras
 
     from sklearn_sensloc import SensitivityTransformer
@@ -89,9 +90,10 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
     contenders = {
         "forward": lambda: engine.forward(batch),
         "engine": lambda: engine(batch),
-        "transform": lambda: sens.transform(batch),
     }
-    if has_cache:
+    if not engine_only:
+        contenders["transform"] = lambda: sens.transform(batch)
+    if has_cache and not engine_only:
         from sklearn_sensloc._cache import gradient_cache
 
         cached = SensitivityTransformer(**params, cache=True).fit(None)
@@ -178,6 +180,8 @@ def main(argv=None):
     parser.add_argument("--vgg-batch", type=int, nargs="+", default=[8],
                         help="VGG16 batch sizes (on a GPU: 32 64 128)")
     parser.add_argument("--skip-tiny", action="store_true", help="VGG16 only")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="time the forward pass and the engine only, not transform")
     parser.add_argument("--tiny-batch", type=int, default=32)
     parser.add_argument(
         "--vgg",
@@ -199,12 +203,13 @@ def main(argv=None):
         rows += measure(
             "tiny CNN 32x32", tiny, random_images(args.tiny_batch, 32), args.tiny_batch,
             args.tiny_repeats, args.xla, builder=lambda: build_tiny_model(size=32), bf16=args.bf16,
+            engine_only=args.engine_only,
         )
         tiny224 = build_tiny_model(size=224)
         rows += measure(
             "tiny CNN 224x224", tiny224, random_images(args.vgg_batch[0], 224), args.vgg_batch[0],
             args.tiny_repeats // 3, args.xla, builder=lambda: build_tiny_model(size=224),
-            bf16=args.bf16,
+            bf16=args.bf16, engine_only=args.engine_only,
         )
     if not args.quick and args.vgg != "none":
         images = random_images(max(args.vgg_batch), 224)
@@ -218,7 +223,7 @@ def main(argv=None):
         for batch_size in args.vgg_batch:
             rows += measure(
                 f"{label} 224x224", model, images, batch_size, args.repeats, args.xla,
-                builder=builder, bf16=args.bf16, **extra,
+                builder=builder, bf16=args.bf16, engine_only=args.engine_only, **extra,
             )
     print(load_average())
     print_table(

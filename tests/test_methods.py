@@ -101,7 +101,7 @@ def test_smoothgrad_averages_the_gradient_over_the_backends_noise():
     engine = raw_engine(model, "smoothgrad", preprocessing="none", n_samples=3, noise_level=0.5, batch_size=4)
     seeds = image_seeds(x, 0)
     pairs = keras.ops.convert_to_tensor([[seed, k] for seed in seeds for k in range(3)], "int32")
-    noise = to_numpy(engine._backend.normal_noise(pairs, (6, 6, 3))).reshape(2, 3, 6, 6, 3)
+    noise = to_numpy(engine._backend_module.normal_noise(pairs, (6, 6, 3))).reshape(2, 3, 6, 6, 3)
     assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1) < 0.05
     assert not np.allclose(noise[0], noise[1])
     sigmas = 0.5 * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))
@@ -214,7 +214,7 @@ def test_sampling_methods_bound_the_rows_per_pass_and_never_retrace(tiny_model, 
     engine(scenes[0][:3])
     engine(scenes[0][:2])
     # JAX pads every pass to batch_size rows: one shape, one compiled program.
-    assert rows == ([4] * 7 if engine._backend.FIXED_SHAPES else [4, 4, 4, 3] + [4, 4, 2])
+    assert rows == ([4] * 7 if engine._backend_module.FIXED_SHAPES else [4, 4, 4, 3] + [4, 4, 2])
     expected_runs = {"tensorflow": 1, "jax": 1, "torch": len(rows)}
     assert len(runs) == expected_runs[keras.backend.backend()]
 

@@ -39,7 +39,9 @@ class GradientEngine:
 
     The running Keras backend (``keras.backend.backend()``: TensorFlow, JAX
     or PyTorch) computes them, on its default device: a GPU when it sees one.
-    Every array in and out is numpy, one batch at a time.
+    Every array in and out is numpy, one batch at a time. Built by
+    :class:`~sklearn_sensloc.SensitivityTransformer`, whose parameters of the
+    same names give the defaults (``gradient_engine()`` returns it).
 
     Parameters
     ----------
@@ -54,23 +56,23 @@ class GradientEngine:
         a float32 tensor of such pixels.
     image_size : tuple of int or None
         Input size for models that accept any size.
-    class_score : {"logit", "output"}, default="logit"
+    class_score : {"logit", "output"}
         For class targets: ``"logit"`` differentiates the score before a
         final softmax (the model's output when it ends in none), ``"output"``
         the model's output as it is.
-    method : str, default="gradient"
+    method : str
         One of ``METHODS``; see :class:`~sklearn_sensloc.SensitivityTransformer`.
-    n_samples : int, default=16
+    batch_size : int
+        Most images, noisy copies or path points sent through the network at once.
+    n_samples : int
         Noisy copies (smoothgrad) or path points (integrated_gradients) per image.
-    noise_level : float, default=0.2
+    noise_level : float
         SmoothGrad's noise standard deviation as a fraction of each image's
         pixel range.
-    baseline : float, default=0.0
+    baseline : float
         Integrated gradients' baseline pixel value (0 is a black image).
-    random_state : int, default=0
+    random_state : int
         Seeds SmoothGrad's noise, together with each image's pixels.
-    batch_size : int, default=32
-        Most images, noisy copies or path points sent through the network at once.
     """
 
     def __init__(
@@ -78,19 +80,20 @@ class GradientEngine:
         model,
         target,
         preprocessing,
-        image_size=None,
-        class_score="logit",
-        method="gradient",
-        n_samples=16,
-        noise_level=0.2,
-        baseline=0.0,
-        random_state=0,
-        batch_size=32,
+        image_size,
+        *,
+        class_score,
+        method,
+        batch_size,
+        n_samples,
+        noise_level,
+        baseline,
+        random_state,
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         self.backend = backend_name()
-        self._backend = backend_module()
+        self._backend_module = backend_module()
         self.model = model
         self.method = method
         self.n_samples = n_samples
@@ -111,16 +114,26 @@ class GradientEngine:
         """Absolute attributions, float32 array of the same shape as ``images``."""
         images = np.asarray(images, np.float32)
         if self.method not in SAMPLING_METHODS:
-            if not self._backend.FIXED_SHAPES:
+            if not self._backend_module.FIXED_SHAPES:
                 return self._run(self._gradients, images)
-            # Whole batches of zeros added: one compiled program for every call.
-            rows = -(-len(images) // self.batch_size) * self.batch_size
-            return self._run(self._gradients, _padded(images, rows))[: len(images)]
+            padded = _padded(images, self._bucket(len(images)))
+            return self._run(self._gradients, padded)[: len(images)]
         sums = self._summed_gradients(images)
         if self.method == "smoothgrad":
             # The SmoothGrad paper and tf-keras-vis: abs of the mean gradient.
             return np.abs(sums / np.float32(self.n_samples))
         return np.abs((images - np.float32(self.baseline)) * (sums / np.float32(self.n_samples)))
+
+    def _bucket(self, n_images):
+        """The rows a call of ``n_images`` is padded to, with images of zeros.
+
+        Whole batches, or below ``batch_size`` the next power of two: a few
+        shapes, so a few compilations, and less than twice the work on a
+        short last batch.
+        """
+        if n_images >= self.batch_size:
+            return -(-n_images // self.batch_size) * self.batch_size
+        return min(self.batch_size, 1 << (n_images - 1).bit_length())
 
     def forward(self, images):
         """The model's output on preprocessed ``images``, compiled as the maps are.
@@ -138,7 +151,7 @@ class GradientEngine:
     def _compile(self, function, signature):
         size = (*self.input_size, 3)
         signature = [(size, "float32") if spec == IMAGES else spec for spec in signature]
-        return self._backend.compile_function(function, signature, self._target.variables)
+        return self._backend_module.compile_function(function, signature, self._target.variables)
 
     def _run(self, compiled, *arrays):
         try:
@@ -153,7 +166,8 @@ class GradientEngine:
                 f"Computing {self.method} maps of the {self.target_name} of model "
                 f"{self.model.name!r} failed on the Keras {self.backend} backend: "
                 f"{type(error).__name__}: {_first_line(error)}. Every layer of the model must "
-                f"run, and be differentiable, on {self.backend}."
+                f"run, and be differentiable, on {self.backend}, and a batch of batch_size="
+                f"{self.batch_size} must fit the device's memory."
             ) from error
 
     def _input_gradient(self, points, classes=None):
@@ -164,7 +178,7 @@ class GradientEngine:
         )[0]
 
     def _checked_gradient(self, function, inputs):
-        found, aux = self._backend.gradient(function, inputs)
+        found, aux = self._backend_module.gradient(function, inputs)
         if found is None:
             raise TargetError(
                 f"The {self.target_name} of model {self.model.name!r} does not depend on its "
@@ -195,7 +209,7 @@ class GradientEngine:
         return attributions, [IMAGES]
 
     def _smoothgrad(self):
-        noise = self._backend.normal_noise
+        noise = self._backend_module.normal_noise
 
         def summed(images, owners, seeds, sigmas):
             scales = ops.reshape(ops.take(sigmas, owners, axis=0), (-1, 1, 1, 1))
@@ -266,7 +280,7 @@ class GradientEngine:
             else:
                 # Midpoint rule on [0, 1]: no point sits on the baseline itself.
                 per_row = [(samples[chunk] + np.float32(0.5)) / np.float32(n_samples)]
-            if self._backend.FIXED_SHAPES:
+            if self._backend_module.FIXED_SHAPES:
                 local, per_row, per_image = self._padded_chunk(local, per_row, per_image)
             summed = self._run(self._gradients, per_image[0], local, *per_row, *per_image[1:])
             sums[first:stop] += summed[: stop - first]

@@ -4,7 +4,7 @@ import jax
 import keras
 import numpy as np
 
-#: jit compiles once per input shape: the engine pads every call to one shape.
+#: jit compiles once per input shape: the engine pads calls to a few shapes.
 FIXED_SHAPES = True
 
 

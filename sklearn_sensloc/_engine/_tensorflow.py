@@ -31,8 +31,12 @@ def compile_function(function, signature, variables):
     placed them on.
     """
     del variables
+    # No autograph: the functions hold no tensor-dependent Python control flow,
+    # and our own errors raised while tracing then reach the caller as they are.
     compiled = tf.function(
-        function, input_signature=[tf.TensorSpec([None, *shape], dtype) for shape, dtype in signature]
+        function,
+        input_signature=[tf.TensorSpec([None, *shape], dtype) for shape, dtype in signature],
+        autograph=False,
     )
 
     def run(*arrays):
