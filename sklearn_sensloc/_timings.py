@@ -12,7 +12,11 @@ from ._tables import make_table
 
 
 def _time_per_image(function, batches):
-    """Seconds per image of ``function`` over ``batches``, after one warm-up call."""
+    """Seconds per image of ``function`` over ``batches``, after one warm-up call.
+
+    Always warmed up: a backend that compiles per input shape (JAX) may meet
+    the timed batches' shape for the first time here.
+    """
     function(batches[0])
     start = time.perf_counter()
     for batch in batches:

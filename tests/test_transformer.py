@@ -415,3 +415,18 @@ def test_a_model_the_backend_cannot_differentiate_is_named():
     else:
         with pytest.raises(ValueError, match=f"of model 'odd' does not depend on its input on the Keras {backend}"):
             maps(Constant())
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "gradcam"])
+def test_maps_leave_the_model_untouched(method):
+    model = build_tiny_model(seed=6)
+    before = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    sens = SensitivityTransformer(model=model, method=method, target="class", n_samples=2, cache=False)
+    sens.fit(None).transform(make_scenes(3)[0])
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), value)
+    if keras.backend.backend() == "torch":
+        # Only the input is differentiated: no weight gradient is accumulated.
+        assert all(weight.value.grad is None for weight in model.weights)
+    assert "call" not in vars(model.get_layer("last_conv"))
