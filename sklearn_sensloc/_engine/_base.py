@@ -318,4 +318,4 @@ def _padded(array, length, fill=0):
 
 
 def _first_line(error):
-    return " ".join(str(error).splitlines()[0].split()) if str(error) else ""
+    return " ".join(str(error).splitlines()[0].split()).rstrip(".") if str(error) else ""
