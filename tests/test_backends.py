@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from backend_maps import CASES, compute_maps
-from conftest import TRAINED_TINY_MODEL, IMAGE_SIZE
+from conftest import IMAGE_SIZE, TRAINED_TINY_MODEL
 from test_transformer import smooth_model, with_softmax
 
 OTHER_BACKENDS = ("jax", "torch")
