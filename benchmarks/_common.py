@@ -98,7 +98,8 @@ def versions():
     import importlib.metadata as md
 
     found = {}
-    for name in ("tensorflow", "keras", "numpy", "scikit-learn", "xplique", "tf-keras-vis"):
+    for name in ("tensorflow", "jax", "torch", "keras", "numpy", "scikit-learn", "xplique",
+                 "tf-keras-vis"):
         try:
             found[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -133,7 +134,12 @@ def _fmt(value):
 def print_header():
     """Print what every result depends on: the machine, library versions and load."""
     print("machine:", machine_description())
+    import keras
+
+    from sklearn_sensloc._engine import accelerators
+
     print("versions:", versions())
+    print("Keras backend:", keras.backend.backend(), "devices:", accelerators() or "CPU only")
     print(load_average(), flush=True)
 
 

@@ -47,9 +47,10 @@ from _common import (
 def measure(label, model, images, repeats):
     import tensorflow as tf
 
-    from sklearn_sensloc._gradients import GradientEngine
+    from sklearn_sensloc import SensitivityTransformer
 
-    engine = GradientEngine(model, "gestalt", "none")
+    sens = SensitivityTransformer(model=model, target="gestalt", preprocessing="none", cache=False)
+    engine = sens.fit(None).gradient_engine()
     spec = tf.TensorSpec([None, *engine.input_size, 3], tf.float32)
 
     @tf.function(input_signature=[spec])
@@ -65,7 +66,7 @@ def measure(label, model, images, repeats):
         warmup=2,
     )
     fwd = kernel_seconds(forward, images, repeats=repeats)
-    grad = kernel_seconds(engine._gradients, images, repeats=repeats)
+    grad = kernel_seconds(engine._gradients.tf_function, images, repeats=repeats)
     backward = {kind: s for kind, s in grad.items() if "Grad" in kind or "Backprop" in kind}
     conv_fwd = sum(s for kind, s in grad.items() if kind.startswith(("Conv2D", "FusedConv2D"))
                    and kind not in backward)

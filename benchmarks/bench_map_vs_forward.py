@@ -1,9 +1,13 @@
 """Map time / forward time: what one sensitivity map costs next to inference.
 
+It runs on the Keras backend of ``KERAS_BACKEND`` (TensorFlow by default, JAX
+or PyTorch) and on that backend's default device (a GPU when it sees one).
 For each model the same batch goes, side by side and interleaved, through
 
-* ``forward``   -- the model alone, compiled (``tf.function`` with the engine's
-  input signature: free batch axis, float32), output fetched to numpy;
+* ``forward``   -- the model alone, compiled as the engine's maps are
+  (``GradientEngine.forward``: ``tf.function`` with the engine's input
+  signature, ``jax.jit``, or eager PyTorch under ``no_grad``), output fetched
+  to numpy;
 * ``engine``    -- the package's gradient engine (one compiled forward +
   backward pass, absolute input gradients fetched to numpy);
 * ``transform`` -- ``SensitivityTransformer(cache=False).transform``: the full
@@ -12,19 +16,22 @@ For each model the same batch goes, side by side and interleaved, through
 * ``transform-cache-miss`` / ``transform-cache-hit`` -- the same with the
   default ``cache=True``, the in-process gradient cache cleared before each
   call (the cost of fingerprinting and storing) or kept (a refit in a search);
-* ``engine-xla`` / ``forward-xla`` (``--xla``) -- the very same two functions
-  compiled with ``jit_compile=True``;
+* ``engine-xla`` / ``forward-xla`` (``--xla``, TensorFlow only) -- the very
+  same two functions compiled with ``jit_compile=True``;
 * ``engine-bf16`` (``--bf16``) -- the engine on the same network rebuilt under
   Keras' ``mixed_bfloat16`` policy with the same weights (approximate maps:
   their distance to the float32 maps is printed).
 
 Each is warmed up first (tracing), then timed ``--repeats`` times round-robin;
-the medians are compared. A map is "one backward pass" when map / forward is
-about 2-3 (a backward pass through convolutions costs about one to two forward
-passes); the target is <= 2.0 on CPU.
+the medians are compared, and the engine's maps per second printed. A map is
+"one backward pass" when map / forward is about 2-3 (a backward pass through
+convolutions costs about one to two forward passes); the target is <= 2.0 on CPU.
 
     python benchmarks/bench_map_vs_forward.py            # tiny CNN + VGG16 224x224
     python benchmarks/bench_map_vs_forward.py --quick    # tiny CNN only
+    # on a GPU, each backend, VGG16 at three batch sizes:
+    KERAS_BACKEND=jax python benchmarks/bench_map_vs_forward.py --skip-tiny \
+        --vgg-batch 32 64 128
 """
 
 import sys
@@ -49,7 +56,7 @@ def bf16_engine(builder, model, target, preprocessing):
     """The same network rebuilt under Keras' mixed_bfloat16 policy, same weights."""
     import keras
 
-    from sklearn_sensloc._gradients import GradientEngine
+    from sklearn_sensloc import SensitivityTransformer
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -57,15 +64,15 @@ def bf16_engine(builder, model, target, preprocessing):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     clone.set_weights(model.get_weights())
-    return GradientEngine(clone, target, preprocessing)
+    sens = SensitivityTransformer(model=clone, target=target, preprocessing=preprocessing, cache=False)
+    return sens.fit(None).gradient_engine()
 
 
 def measure(label, model, images, batch_size, repeats, xla, preprocessing="none", model_param=None,
-            builder=None, bf16=False):
-    import tensorflow as tf
+            builder=None, bf16=False, engine_only=False):
+    import keras
 
     from sklearn_sensloc import SensitivityTransformer
-    from sklearn_sensloc._gradients import _PREPROCESSORS
 
     params = dict(
         model=model if model_param is None else model_param,
@@ -76,23 +83,17 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
     has_cache = "cache" in SensitivityTransformer().get_params()
     # The pure computation: no gradient cache (a cache hit would skip the engine).
     sens = SensitivityTransformer(**params, **({"cache": False} if has_cache else {})).fit(None)
-    engine = sens._engine
-    spec = tf.TensorSpec([None, *engine.input_size, 3], tf.float32)
-    preprocess = _PREPROCESSORS[preprocessing]
+    engine = sens.gradient_engine()
     net = engine.model
-
-    def forward_fn(x):
-        return net(preprocess(x), training=False)
-
-    forward = tf.function(forward_fn, input_signature=[spec])
     batch = images[:batch_size]
 
     contenders = {
-        "forward": lambda: forward(tf.convert_to_tensor(batch, tf.float32)).numpy(),
+        "forward": lambda: engine.forward(batch),
         "engine": lambda: engine(batch),
-        "transform": lambda: sens.transform(batch),
     }
-    if has_cache:
+    if not engine_only:
+        contenders["transform"] = lambda: sens.transform(batch)
+    if has_cache and not engine_only:
         from sklearn_sensloc._cache import gradient_cache
 
         cached = SensitivityTransformer(**params, cache=True).fit(None)
@@ -106,10 +107,17 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
         # ... and on images it has seen (a refit in a search): no backward pass.
         contenders["transform-cache-hit"] = lambda: cached.transform(batch)
     if xla:
-        forward_xla = tf.function(forward_fn, input_signature=[spec], jit_compile=True)
+        if keras.backend.backend() != "tensorflow":
+            raise SystemExit("--xla times TensorFlow's XLA compilation: KERAS_BACKEND=tensorflow.")
+        import tensorflow as tf
+
+        engine.forward(batch)  # compiles the forward function recompiled below
+        spec = tf.TensorSpec([None, *engine.input_size, 3], tf.float32)
+        forward_xla = tf.function(engine._forward.tf_function.python_function,
+                                  input_signature=[spec], jit_compile=True)
         # The engine's own Python function, recompiled with XLA: same maths.
         gradients_xla = tf.function(
-            engine._gradients.python_function, input_signature=[spec], jit_compile=True
+            engine._gradients.tf_function.python_function, input_signature=[spec], jit_compile=True
         )
         contenders["forward-xla"] = lambda: forward_xla(tf.convert_to_tensor(batch)).numpy()
         contenders["engine-xla"] = lambda: gradients_xla(tf.convert_to_tensor(batch)).numpy()
@@ -141,9 +149,10 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
     def row(name, base):
         (median, minimum), (base_median, base_min) = result[name], result[base]
         return {
-            "model": label, "batch": batch_size, "path": name, "vs": base,
-            "median_s": median, "base_median_s": base_median, "ratio": median / base_median,
-            "min_s": minimum, "base_min_s": base_min, "ratio_min": minimum / base_min,
+            "model": label, "backend": keras.backend.backend(), "batch": batch_size,
+            "path": name, "vs": base, "median_s": median, "base_median_s": base_median,
+            "ratio": median / base_median, "min_s": minimum, "base_min_s": base_min,
+            "ratio_min": minimum / base_min, "maps_per_s": batch_size / median,
             "repeats": repeats,
         }
 
@@ -168,7 +177,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats for VGG16")
     parser.add_argument("--tiny-repeats", type=int, default=30,
                         help="timed repeats for the tiny CNN")
-    parser.add_argument("--vgg-batch", type=int, default=8)
+    parser.add_argument("--vgg-batch", type=int, nargs="+", default=[8],
+                        help="VGG16 batch sizes (on a GPU: 32 64 128)")
+    parser.add_argument("--skip-tiny", action="store_true", help="VGG16 only")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="time the forward pass and the engine only, not transform")
     parser.add_argument("--tiny-batch", type=int, default=32)
     parser.add_argument(
         "--vgg",
@@ -185,38 +198,39 @@ def main(argv=None):
 
     print_header()
     rows = []
-    tiny = build_tiny_model(size=32)
-    rows += measure(
-        "tiny CNN 32x32", tiny, random_images(args.tiny_batch, 32), args.tiny_batch,
-        args.tiny_repeats, args.xla, builder=lambda: build_tiny_model(size=32), bf16=args.bf16,
-    )
-    tiny224 = build_tiny_model(size=224)
-    rows += measure(
-        "tiny CNN 224x224", tiny224, random_images(args.vgg_batch, 224), args.vgg_batch,
-        args.tiny_repeats // 3, args.xla, builder=lambda: build_tiny_model(size=224),
-        bf16=args.bf16,
-    )
+    if not args.skip_tiny:
+        tiny = build_tiny_model(size=32)
+        rows += measure(
+            "tiny CNN 32x32", tiny, random_images(args.tiny_batch, 32), args.tiny_batch,
+            args.tiny_repeats, args.xla, builder=lambda: build_tiny_model(size=32), bf16=args.bf16,
+            engine_only=args.engine_only,
+        )
+        tiny224 = build_tiny_model(size=224)
+        rows += measure(
+            "tiny CNN 224x224", tiny224, random_images(args.vgg_batch[0], 224), args.vgg_batch[0],
+            args.tiny_repeats // 3, args.xla, builder=lambda: build_tiny_model(size=224),
+            bf16=args.bf16, engine_only=args.engine_only,
+        )
     if not args.quick and args.vgg != "none":
-        images = random_images(args.vgg_batch, 224)
+        images = random_images(max(args.vgg_batch), 224)
         if args.vgg == "hed":
             from sklearn_sensloc._models import resolve_model
 
-            model, _ = resolve_model("vgg16-hed")
-            rows += measure(
-                "VGG16-hed 224x224", model, images, args.vgg_batch, args.repeats, args.xla,
-                preprocessing="caffe", model_param="vgg16-hed",
-            )
+            model, builder, label, extra = resolve_model("vgg16-hed")[0], None, "VGG16-hed", dict(
+                preprocessing="caffe", model_param="vgg16-hed")
         else:
+            model, builder, label, extra = build_vgg16(), build_vgg16, "VGG16 conv", {}
+        for batch_size in args.vgg_batch:
             rows += measure(
-                "VGG16 conv 224x224", build_vgg16(), images, args.vgg_batch, args.repeats,
-                args.xla, builder=build_vgg16, bf16=args.bf16,
+                f"{label} 224x224", model, images, batch_size, args.repeats, args.xla,
+                builder=builder, bf16=args.bf16, engine_only=args.engine_only, **extra,
             )
     print(load_average())
     print_table(
         "map time / forward time (same model, batch, input signature; medians)",
         rows,
-        ["model", "batch", "path", "vs", "median_s", "base_median_s", "ratio", "min_s",
-         "base_min_s", "ratio_min", "repeats"],
+        ["model", "backend", "batch", "path", "vs", "median_s", "base_median_s", "ratio",
+         "min_s", "base_min_s", "ratio_min", "maps_per_s", "repeats"],
     )
     write_json(args.json, "map_vs_forward", rows)
     return rows

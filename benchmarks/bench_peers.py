@@ -167,7 +167,7 @@ def bench_case(label, peers, failed, model, peer_model, target, n_outputs, image
     # What the kernels of the exact forward + backward pass alone take, batch
     # by batch: no implementation that runs them, ours or a peer's, can be
     # faster. floor / theirs is the lowest ours / theirs could ever reach.
-    gradients = ours_transformer._engine._gradients
+    gradients = ours_transformer.gradient_engine()._gradients.tf_function
     floor = sum(
         sum(kernel_seconds(gradients, images[start : start + batch_size]).values())
         for start in range(0, len(images), batch_size)

@@ -44,7 +44,7 @@ from sklearn_sensloc import (
     gradient_cache,
     make_sample_scenes,
 )
-from sklearn_sensloc._gradients import GradientEngine
+from sklearn_sensloc._engine import GradientEngine
 
 
 GRIDS = {
@@ -82,12 +82,23 @@ def main():
     )
     grid = GRIDS[args.grid]
     backward_images = []
+    engine_call = GradientEngine.__call__
 
     def search():
         gradient_cache.clear()
-        before = GradientEngine.images_processed
-        GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
-        backward_images.append(GradientEngine.images_processed - before)
+        counted = []
+
+        def counting(engine, images):
+            counted.append(len(images))
+            return engine_call(engine, images)
+
+        # Counts the images the search sends through a backward pass.
+        GradientEngine.__call__ = counting
+        try:
+            GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
+        finally:
+            GradientEngine.__call__ = engine_call
+        backward_images.append(sum(counted))
 
     print_header()
     times = interleaved_medians(

@@ -36,7 +36,7 @@ def ours(model, images, method, **params):
     sens = SensitivityTransformer(
         model=model, method=method, target=CLASS, preprocessing="none", cache=False, **params
     )
-    return sens.fit(None)._engine(images)
+    return sens.fit(None).gradient_engine()(images)
 
 
 def report(name, mine, theirs):

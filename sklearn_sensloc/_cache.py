@@ -12,9 +12,6 @@ directory shared by processes and runs.
 import threading
 from collections import OrderedDict
 
-# _gradients still imports fingerprint from here; it lives in _identity.
-from ._identity import fingerprint  # noqa: F401
-
 DEFAULT_MAX_BYTES = 1 << 30
 
 

@@ -204,7 +204,7 @@ def _process_transformer(payload, token):
         # Under the lock: two threads of one worker never build twice. The
         # object is private to this cache, never pickled again.
         transformer = cloudpickle.loads(payload)
-        transformer.prepare()
+        transformer.gradient_engine()
         _PROCESS_BUILDS[token] = _PROCESS_BUILDS.get(token, 0) + 1
         _PROCESS_TRANSFORMERS[token] = transformer
         while len(_PROCESS_TRANSFORMERS) > MAX_PROCESS_TRANSFORMERS:

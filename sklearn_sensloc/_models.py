@@ -423,7 +423,7 @@ def resolve_preprocessing(preprocessing, model, keras_model):
 def _rescales_its_input(keras_model):
     import keras
 
-    from ._gradients import iter_layers
+    from ._engine import iter_layers
 
     rescaling = (keras.layers.Rescaling, keras.layers.Normalization, keras.layers.Lambda)
     for _, layer in iter_layers(keras_model):

@@ -561,9 +561,9 @@ def _standard_scaler(X):
 
 def _accelerator():
     """Whether the Keras backend has a GPU or TPU to run the mini-batch products on."""
-    import keras
+    from ._engine import accelerators
 
-    return any(keras.distribution.list_devices(kind) for kind in ("gpu", "tpu"))
+    return bool(accelerators())
 
 
 def _host_products(X_batch, weights, offset, y_batch):

@@ -11,10 +11,13 @@ from ._maps import sensitivity_maps
 from ._tables import make_table
 
 
-def _time_per_image(function, batches, warm_up=True):
-    """Seconds per image of ``function`` over ``batches``, after one warm-up call."""
-    if warm_up:
-        function(batches[0])
+def _time_per_image(function, batches):
+    """Seconds per image of ``function`` over ``batches``, after one warm-up call.
+
+    Always warmed up: a backend that compiles per input shape (JAX) may meet
+    the timed batches' shape for the first time here.
+    """
+    function(batches[0])
     start = time.perf_counter()
     for batch in batches:
         function(batch)
@@ -24,16 +27,12 @@ def _time_per_image(function, batches, warm_up=True):
 def measure_timings(computer, test_images, n_timing, aggregation):
     """Forward pass and map per image, on the same images, batch size and preprocessing."""
     sens = computer.fit()
-    engine = sens._engine_for_transform()
+    engine = sens.gradient_engine()
     source = ImageSource(test_images)
     n = min(n_timing, len(source))
     batch_size = min(sens.batch_size, n)
     images = np.stack([source.image(i, sens.input_size_) for i in range(n)])
     batches = [images[s : s + batch_size] for s in range(0, n, batch_size)]
-
-    def forward(batch):
-        # predict_on_batch runs Keras' compiled inference function.
-        return engine.model.predict_on_batch(engine.preprocess(batch))
 
     def maps(batch):
         return sensitivity_maps(engine(batch), aggregation, 1, "max")
@@ -41,9 +40,8 @@ def measure_timings(computer, test_images, n_timing, aggregation):
     return {
         "n_images": n,
         "batch_size": batch_size,
-        "forward_s": _time_per_image(forward, batches),
-        # An engine that already ran in this process is traced: no warm-up needed.
-        "maps_s": _time_per_image(maps, batches, warm_up=engine.n_backward_passes == 0),
+        "forward_s": _time_per_image(engine.forward, batches),
+        "maps_s": _time_per_image(maps, batches),
         "machine": machine_description(),
     }
 
@@ -51,15 +49,15 @@ def measure_timings(computer, test_images, n_timing, aggregation):
 def machine_description():
     """CPU/GPU, core count and library versions, for the record of a timing."""
     import keras
-    import tensorflow as tf
 
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    from ._engine import accelerators, backend_version
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "tensorflow": tf.__version__,
+        "gpus": accelerators(),
+        "backend": backend_version(),
         "keras": keras.__version__,
     }
 
@@ -82,6 +80,6 @@ def timings_table(measured, aggregation):
         f"{measured['batch_size']}, the same preprocessing, after tracing (a warm-up batch). Boxes: "
         f"all {measured['n_test']} test maps. Wall time (time.perf_counter) per image.",
         f"map / forward = {ratio:.2f}; {device}, {machine['processor']}, "
-        f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}.",
+        f"{machine['backend']}, Keras {machine['keras']}.",
     ]
     return make_table("timings", ["stage", "seconds_per_image"], rows, notes)

@@ -298,7 +298,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     def _gradient_batches(self, source):
         """Yield ``(start, gradients)`` batch by batch, computing only what no cache holds."""
-        engine = self._engine_for_transform()
+        engine = self.gradient_engine()
         stores = ([gradient_cache] if self.cache else []) + [
             store for store in [disk_store(self.memory)] if store is not None
         ]
@@ -339,7 +339,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         )
 
     def _build_engine(self):
-        from ._gradients import GradientEngine
+        from ._engine import GradientEngine
         from ._models import (
             model_fingerprint,
             preprocessing_key,
@@ -393,7 +393,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         if self.method == "gradient":
             return ()
         if self.method == "smoothgrad":
-            return (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+            from ._engine import backend_name
+
+            key = (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+            # Each backend draws its own noise; TensorFlow's keys stay as they were.
+            return key if backend_name() == "tensorflow" else (*key, backend_name())
         if self.method == "integrated_gradients":
             return (self.method, int(self.n_samples), float(self.baseline))
         return (self.method,)
@@ -406,24 +410,22 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(f"image_size must be (height, width) in pixels; got {self.image_size!r}.")
         return size
 
-    def prepare(self):
-        """Build the compiled gradient function now rather than on the first transform.
+    def gradient_engine(self):
+        """The fitted transformer's gradient engine, shared by its clones.
 
-        A transformer that was pickled (to a Dask worker, or to disk) rebuilds
-        it on first use; a process that serves many calls builds it once, up
-        front.
+        It computes the absolute attributions ``transform`` maps (``engine(images)``
+        on a float32 batch of RGB 0..255 images of size ``input_size_``) and,
+        for timings, the model's compiled forward pass (``engine.forward(images)``),
+        on the running Keras backend. The engine is not pickled with the
+        transformer: after unpickling it is rebuilt on first use, or by
+        calling this method, which a process serving many calls (a Dask
+        worker) does once, up front.
 
         Returns
         -------
-        self : SensitivityTransformer
+        engine : GradientEngine
         """
         check_is_fitted(self)
-        self._engine_for_transform()
-        return self
-
-    def _engine_for_transform(self):
-        # The compiled engine is not picklable; after unpickling it is rebuilt
-        # from the parameters on first use.
         engine = getattr(self, "_engine", None)
         return engine if engine is not None else self._build_engine()
 
@@ -483,7 +485,7 @@ def _shared_engine(model, key, build, gradient_key):
 def _weights_checksum(model):
     import keras
 
-    return tuple(float(keras.ops.sum(weight)) for weight in model.weights)
+    return tuple(float(keras.ops.convert_to_numpy(keras.ops.sum(weight))) for weight in model.weights)
 
 
 def _lookup(stores, key):

@@ -82,7 +82,7 @@ class FrameLike:
 @pytest.fixture
 def backward_calls(monkeypatch):
     """Sizes of the batches that go through a backward pass, in order."""
-    from sklearn_sensloc._gradients import GradientEngine
+    from sklearn_sensloc._engine import GradientEngine
 
     calls = []
     original = GradientEngine.__call__
@@ -100,11 +100,18 @@ def scenes():
     return make_scenes(240)
 
 
+#: Set by tests/test_backends.py for the runs on other backends: the tiny
+#: model trained by the TensorFlow run, so that every backend tests the same weights.
+TRAINED_TINY_MODEL = "SENSLOC_TEST_TINY_MODEL"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(scenes):
     """A tiny CNN trained for a few seconds to tell red objects from blue ones."""
     import keras
 
+    if os.environ.get(TRAINED_TINY_MODEL):
+        return keras.saving.load_model(os.environ[TRAINED_TINY_MODEL], compile=False)
     images, _, labels = scenes
     model = build_tiny_model()
     model.compile(

@@ -13,7 +13,6 @@ from sklearn.pipeline import Pipeline
 from conftest import build_tiny_model, make_scenes
 from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer, gradient_cache
 from sklearn_sensloc._cache import GradientCache
-from sklearn_sensloc._gradients import GradientEngine
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +22,7 @@ def empty_cache():
     gradient_cache.clear()
 
 
-def images_processed():
-    return GradientEngine.images_processed
-
-
-def test_grid_search_computes_each_image_once(tiny_model):
+def test_grid_search_computes_each_image_once(tiny_model, backward_calls):
     X, boxes, _ = make_scenes(60, seed=5)
     pipe = Pipeline([("sens", SensitivityTransformer(model=tiny_model, pool=2)), ("box", BoxRegressor(max_iter=5))])
     grid = {
@@ -35,21 +30,21 @@ def test_grid_search_computes_each_image_once(tiny_model):
         "sens__normalize": ["max", "standard"],
         "box__eta0": [0.01, 0.1, 0.2],
     }
-    before = images_processed()
+    before = sum(backward_calls)
     search = GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
     assert len(search.cv_results_["params"]) == 12
-    assert images_processed() - before == len(X)
+    assert sum(backward_calls) - before == len(X)
     assert gradient_cache.info()["hits"] > 0
 
 
-def test_cached_maps_equal_fresh_ones(tiny_model, scenes):
+def test_cached_maps_equal_fresh_ones(tiny_model, scenes, backward_calls):
     images = scenes[0][:7]
     fresh = SensitivityTransformer(model=tiny_model, cache=False).fit(None).transform(images)
     cached = SensitivityTransformer(model=tiny_model, batch_size=3)
     first = cached.fit(None).transform(images[:4])
-    before = images_processed()
+    before = sum(backward_calls)
     again = cached.transform(images)
-    assert images_processed() - before == 3
+    assert sum(backward_calls) - before == 3
     # Cached rows come back bit for bit; rows computed in batches of another
     # composition may differ in the last float32 bits (oneDNN's blocking).
     np.testing.assert_array_equal(again[:4], first)
@@ -68,30 +63,32 @@ def test_no_false_hits_across_models_targets_and_images(scenes):
     np.testing.assert_array_equal(shifted, maps_first[::-1])
 
 
-def test_cache_disabled_always_recomputes(tiny_model, scenes):
+def test_cache_disabled_always_recomputes(tiny_model, scenes, backward_calls):
     sens = SensitivityTransformer(model=tiny_model, cache=False).fit(None)
-    before = images_processed()
+    before = sum(backward_calls)
     sens.transform(scenes[0][:4])
     sens.transform(scenes[0][:4])
-    assert images_processed() - before == 8
+    assert sum(backward_calls) - before == 8
     assert gradient_cache.info()["entries"] == 0
 
 
-def test_disk_store_is_shared_and_survives_the_process_cache(tiny_model, scenes, tmp_path):
+def test_disk_store_is_shared_and_survives_the_process_cache(
+    tiny_model, scenes, tmp_path, backward_calls
+):
     images = scenes[0][:5]
     expected = SensitivityTransformer(model=tiny_model, memory=tmp_path).fit(None).transform(images)
     files = list((tmp_path / "sensloc-gradients").rglob("*.npy"))
     assert len(files) == 5
     gradient_cache.clear()
-    before = images_processed()
+    before = sum(backward_calls)
     again = SensitivityTransformer(model=tiny_model, memory=joblib.Memory(tmp_path, verbose=0))
     np.testing.assert_array_equal(again.fit(None).transform(images), expected)
-    assert images_processed() == before
+    assert sum(backward_calls) == before
     # A damaged entry is recomputed, not trusted.
     files[0].write_bytes(b"not an array")
     gradient_cache.clear()
     np.testing.assert_array_equal(again.transform(images), expected)
-    assert images_processed() == before + 1
+    assert sum(backward_calls) == before + 1
     assert not list((tmp_path / "sensloc-gradients").rglob("*.tmp"))
 
 

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from conftest import build_tiny_model, make_scenes
 from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer
-from sklearn_sensloc._gradients import GradientEngine
+from sklearn_sensloc._engine import GradientEngine
 
 
 def test_clone_shares_the_model_and_clones_the_rest(tiny_model):

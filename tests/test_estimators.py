@@ -270,9 +270,12 @@ class TestMiniBatchSolver:
         first.partial_fit(X, boxes)
         np.testing.assert_array_equal(restored.predict(X), first.predict(X))
 
+    @pytest.mark.backends
     def test_accelerator_path_equals_the_numpy_path(self, monkeypatch):
         from sklearn_sensloc import _regressor
 
+        # Every backend says whether it has a device for the products.
+        assert isinstance(_regressor._accelerator(), bool)
         X, boxes = linear_boxes(n_samples=300)
         on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
         # The keras.ops path, run on this machine's CPU.

@@ -15,7 +15,7 @@ from test_evaluation import write_voc_tree
 
 from sklearn_sensloc import SensitivityTransformer, corloc_interval, evaluate_localization
 from sklearn_sensloc._cli import main
-from sklearn_sensloc._gradients import _PREPROCESSORS
+from sklearn_sensloc._engine._preprocessing import PREPROCESSORS
 from sklearn_sensloc._models import (
     OFFLINE_MODEL,
     PREPROCESSINGS,
@@ -113,7 +113,7 @@ def test_registry_names_every_imagenet_family_with_its_keras_preprocessing():
         # The registry's preprocessing does what the family's own preprocess_input does.
         module = inspect.getmodule(constructor)
         own = np.asarray(module.preprocess_input(batch.copy()))
-        ours = np.asarray(_PREPROCESSORS[entry.preprocessing](batch))
+        ours = np.asarray(PREPROCESSORS[entry.preprocessing](batch))
         np.testing.assert_allclose(ours, own, rtol=1e-5, atol=1e-4, err_msg=name)
 
 

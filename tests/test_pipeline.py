@@ -2,6 +2,7 @@
 
 import joblib
 import numpy as np
+import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
@@ -29,6 +30,7 @@ def design_card_search(model, grid, X, boxes):
     return search, X_test, boxes_test, center
 
 
+@pytest.mark.backends
 def test_design_card_grid_search(tiny_model, scenes):
     X, boxes, _ = scenes
     search, X_test, boxes_test, center = design_card_search(
@@ -40,6 +42,7 @@ def test_design_card_grid_search(tiny_model, scenes):
     assert search.cv_results_["mean_test_score"].max() > center + 15
 
 
+@pytest.mark.backends
 def test_grid_search_over_the_box_solver(tiny_model, scenes):
     X, boxes, _ = scenes
     search, X_test, boxes_test, center = design_card_search(
@@ -52,6 +55,7 @@ def test_grid_search_over_the_box_solver(tiny_model, scenes):
     assert refitted.score(X_test, boxes_test) > center + 15
 
 
+@pytest.mark.backends
 def test_cross_val_score_and_heuristic_step(tiny_model, scenes):
     X, boxes, _ = scenes
     sens = SensitivityTransformer(model=tiny_model, pool=1)

@@ -11,7 +11,6 @@ from sklearn.base import clone
 
 from conftest import IMAGE_SIZE, build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import SensitivityTransformer
-from sklearn_sensloc._gradients import GradientEngine
 
 
 def smooth_model(size=8, seed=1):
@@ -33,18 +32,19 @@ def target_value(model, images, target):
     """The scalar target computed directly from the model, in float64."""
     if target == "gestalt":
         features = keras.Model(model.inputs[0], model.get_layer("top_conv").output)
-        return np.asarray(features(images), dtype=np.float64).mean(axis=(1, 2, 3))
-    scores = np.asarray(model(images), dtype=np.float64)
+        return keras.ops.convert_to_numpy(features(images)).astype(np.float64).mean(axis=(1, 2, 3))
+    scores = keras.ops.convert_to_numpy(model(images)).astype(np.float64)
     return scores[:, target]
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("target", ["gestalt", 0, 2])
 def test_gradients_match_finite_differences(target):
     model = smooth_model()
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
     sens = SensitivityTransformer(model=model, target=target, pool=1, normalize=None).fit(None)
-    engine = sens._engine
+    engine = sens.gradient_engine()
     analytic = engine(images)
     step = 0.5
     for pixel in [(0, 3, 4, 1), (1, 0, 7, 2), (1, 5, 2, 0)]:
@@ -59,10 +59,11 @@ def test_gradients_match_finite_differences(target):
         assert analytic[pixel] > 0
 
 
+@pytest.mark.backends
 def test_predicted_class_target_uses_each_images_own_class():
     model = smooth_model()
     images = np.random.default_rng(1).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
-    predicted = np.asarray(model(images)).argmax(axis=1)
+    predicted = keras.ops.convert_to_numpy(model(images)).argmax(axis=1)
     by_class = {
         k: SensitivityTransformer(model=model, target=k, pool=1, normalize=None).fit(None).transform(images)
         for k in set(predicted)
@@ -84,6 +85,7 @@ def with_softmax(model, kind):
     return keras.Sequential(layers + [dense, keras.layers.Activation("softmax")])
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("kind", ["dense", "activation"])
 @pytest.mark.parametrize("target", ["class", 1])
 def test_class_targets_use_the_score_before_the_softmax(kind, target):
@@ -106,10 +108,11 @@ def test_class_targets_use_the_score_before_the_softmax(kind, target):
     assert not np.allclose(probabilities, expected, rtol=1e-2)
 
 
+@pytest.mark.backends
 def test_aggregation_max_and_mean_of_channel_gradients():
     model = smooth_model()
     images = np.random.default_rng(2).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
-    raw = SensitivityTransformer(model=model, pool=1, normalize=None).fit(None)._engine(images)
+    raw = SensitivityTransformer(model=model, pool=1, normalize=None).fit(None).gradient_engine()(images)
     for aggregation, reduce in [("max", np.max), ("mean", np.mean)]:
         maps = SensitivityTransformer(
             model=model, aggregation=aggregation, pool=1, normalize=None
@@ -136,6 +139,7 @@ def test_pooling_and_normalization():
     np.testing.assert_allclose(standard.std(axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("normalize", ["max", "sum", "standard", None])
 def test_zero_gradient_maps_stay_finite(normalize):
     keras.utils.set_random_seed(0)
@@ -152,6 +156,7 @@ def test_zero_gradient_maps_stay_finite(normalize):
     np.testing.assert_array_equal(maps, 0.0)
 
 
+@pytest.mark.backends
 def test_gestalt_finds_the_last_conv_layer_in_nested_models(tiny_model, scenes):
     images = scenes[0][:6]
     base = keras.Model(tiny_model.inputs, tiny_model.get_layer("last_conv").output, name="base")
@@ -172,6 +177,7 @@ def test_gestalt_finds_the_last_conv_layer_in_nested_models(tiny_model, scenes):
     np.testing.assert_allclose(by_name.transform(images), expected, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.backends
 def test_preprocessing_is_applied_inside_the_gradient(tiny_model, scenes):
     images = scenes[0][:4]
     with_tf = SensitivityTransformer(model=tiny_model, preprocessing="tf", normalize=None, pool=1)
@@ -186,16 +192,27 @@ def test_preprocessing_is_applied_inside_the_gradient(tiny_model, scenes):
     assert not np.allclose(caffe.fit(None).transform(images), with_tf.transform(images))
 
 
-def test_batches_do_not_change_results_or_retrace(tiny_model, scenes):
+@pytest.mark.backends
+def test_batches_do_not_change_results_or_retrace(tiny_model, scenes, backward_calls):
     images = scenes[0][:11]
     big = SensitivityTransformer(model=tiny_model, batch_size=64).fit(None).transform(images)
-    small = SensitivityTransformer(model=tiny_model, batch_size=3, cache=False).fit(None)
-    # The engine is shared by every transformer of this model and target.
-    before = small._engine.n_backward_passes
+    runs = []
+
+    def counting(pixels):
+        # Runs when the engine's function is traced (TensorFlow, JAX) or run (PyTorch).
+        runs.append(pixels)
+        return pixels
+
+    small = SensitivityTransformer(
+        model=tiny_model, batch_size=3, cache=False, preprocessing=counting
+    ).fit(None)
     np.testing.assert_allclose(small.transform(images), big, rtol=1e-5, atol=1e-7)
     small.transform(images[:5])
-    assert small._engine.n_backward_passes - before == 4 + 2
-    assert small._engine._gradients.experimental_get_tracing_count() == 1
+    assert backward_calls[-6:] == [3, 3, 3, 2, 3, 2]
+    # TensorFlow's signature has a free batch axis: one trace. JAX pads a call
+    # to whole batches or, below batch_size, to a power of two: here 3 and 2.
+    expected_runs = {"tensorflow": 1, "jax": 2, "torch": 6}
+    assert len(runs) == expected_runs[keras.backend.backend()]
 
 
 def test_images_as_uint8_float_lists_and_paths_agree(tiny_model, scenes, tmp_path):
@@ -221,6 +238,7 @@ def test_images_of_other_sizes_are_resized(tiny_model, scenes, tmp_path):
     assert np.corrcoef(maps[0], maps[1])[0, 1] > 0.5
 
 
+@pytest.mark.backends
 def test_pickle_clone_and_feature_names(tiny_model, scenes):
     images = scenes[0][:4]
     sens = SensitivityTransformer(model=tiny_model, pool=8).fit(None)
@@ -315,6 +333,7 @@ def test_bad_targets_and_models():
         SensitivityTransformer(model=model, aggregation="median").fit(None)
 
 
+@pytest.mark.backends
 def test_fully_convolutional_model_uses_image_size():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3, activation="relu")])
@@ -342,10 +361,10 @@ def test_models_load_from_keras_files_in_safe_mode(tiny_model, scenes, tmp_path)
         SensitivityTransformer(model=str(tmp_path / "absent.keras")).fit(None)
 
 
-def test_fit_does_not_compute_gradients(tiny_model):
-    before = GradientEngine.images_processed
+@pytest.mark.backends
+def test_fit_does_not_compute_gradients(tiny_model, backward_calls):
     SensitivityTransformer(model=tiny_model).fit(make_scenes(3)[0])
-    assert GradientEngine.images_processed == before
+    assert backward_calls == []
 
 
 @pytest.mark.parametrize("normalize", ["max", "sum", "standard", None])
@@ -355,7 +374,7 @@ def test_constant_images_give_finite_maps(tiny_model, normalize):
     assert np.all(np.isfinite(maps))
 
 
-def test_public_seams_gradients_key_and_prepare(tiny_model, scenes):
+def test_public_seams_gradients_key_and_engine(tiny_model, scenes):
     from sklearn_sensloc._maps import sensitivity_maps
 
     images = scenes[0][:10]
@@ -369,5 +388,64 @@ def test_public_seams_gradients_key_and_prepare(tiny_model, scenes):
     assert clone(sens).set_params(pool=4).fit(None).gradient_key_ == sens.gradient_key_
     assert clone(sens).set_params(target="class").fit(None).gradient_key_ != sens.gradient_key_
     restored = pickle.loads(pickle.dumps(sens))
-    assert restored.prepare() is restored
+    # The engine is not pickled: gradient_engine() rebuilds it, once.
+    assert restored.gradient_engine() is restored.gradient_engine()
     np.testing.assert_allclose(restored.transform(images), sens.transform(images), rtol=1e-6)
+
+
+@pytest.mark.backends
+def test_an_unsupported_backend_is_refused_clearly(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(ValueError, match="Keras backend is 'numpy'.*tensorflow, jax, torch.*KERAS_BACKEND"):
+        SensitivityTransformer(model=build_tiny_model(seed=5)).fit(None)
+
+
+class HostRoundTrip(keras.layers.Layer):
+    """Sends its input through numpy: no backend can trace or differentiate that."""
+
+    def call(self, inputs):
+        return keras.ops.convert_to_tensor(np.asarray(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class Constant(keras.layers.Layer):
+    """Forgets its input: nothing after it depends on the pixels."""
+
+    def call(self, inputs):
+        return keras.ops.zeros_like(inputs)
+
+
+@pytest.mark.backends
+def test_a_model_the_backend_cannot_differentiate_is_named():
+    images = np.full((2, 8, 8, 3), 100.0)
+
+    def maps(layer):
+        model = keras.Sequential([keras.Input((8, 8, 3)), layer, keras.layers.Conv2D(2, 3)], name="odd")
+        return SensitivityTransformer(model=model, preprocessing="none").fit(None).transform(images)
+
+    backend = keras.backend.backend()
+    with pytest.raises(RuntimeError, match=rf"model 'odd' failed on the Keras {backend} backend: .+must run"):
+        maps(HostRoundTrip())
+    if backend == "jax":
+        # jax.grad gives zeros where nothing depends on the input.
+        np.testing.assert_array_equal(maps(Constant()), 0.0)
+    else:
+        with pytest.raises(ValueError, match=f"of model 'odd' does not depend on its input on the Keras {backend}"):
+            maps(Constant())
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "gradcam"])
+def test_maps_leave_the_model_untouched(method):
+    model = build_tiny_model(seed=6)
+    before = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    sens = SensitivityTransformer(model=model, method=method, target="class", n_samples=2, cache=False)
+    sens.fit(None).transform(make_scenes(3)[0])
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), value)
+    if keras.backend.backend() == "torch":
+        # Only the input is differentiated: no weight gradient is accumulated.
+        assert all(weight.value.grad is None for weight in model.weights)
+    assert "call" not in vars(model.get_layer("last_conv"))

@@ -1,0 +1,321 @@
+"""The gradient engine: one interface, the backend's autodiff behind it.
+
+It turns a batch of images into the absolute gradient of a scalar target with
+respect to every input pixel, in one compiled backward pass per batch, or into
+another saliency method's absolute attributions of that target, with one
+compiled function per method. The methods are written once with
+``keras.ops``; the backend module of the running Keras backend supplies the
+differentiation, the compilation, SmoothGrad's noise and the devices.
+"""
+
+import numpy as np
+from keras import ops
+
+from .._identity import fingerprint
+from .._maps import METHODS
+from ._backends import backend_module, backend_name
+from ._preprocessing import preprocessor
+from ._targets import (
+    TargetError,
+    adding_to_output,
+    gradcam_layer,
+    layer_output_shape,
+    make_target,
+    resolve_input_size,
+)
+
+#: Methods that average gradients over ``n_samples`` points per image.
+SAMPLING_METHODS = ("smoothgrad", "integrated_gradients")
+
+#: Argument kinds of the compiled functions: (shape after the batch axis, dtype).
+IMAGES = "images"  # (*input_size, 3) float32, known once the engine is built
+ROWS = ((), "int32")
+SEEDS = ((2,), "int32")
+PER_ROW = ((), "float32")
+
+
+class GradientEngine:
+    """Absolute input attributions of ``target`` for a Keras ``model``.
+
+    The running Keras backend (``keras.backend.backend()``: TensorFlow, JAX
+    or PyTorch) computes them, on its default device: a GPU when it sees one.
+    Every array in and out is numpy, one batch at a time. Built by
+    :class:`~sklearn_sensloc.SensitivityTransformer`, whose parameters of the
+    same names give the defaults (``gradient_engine()`` returns it).
+
+    Parameters
+    ----------
+    model : keras.Model
+    target : {"gestalt", "class"}, int or str
+        ``"gestalt"``: mean activation of the last convolutional layer;
+        ``"class"``: score of the predicted class; an int: score of that class;
+        any other string: mean activation of the layer of that name.
+    preprocessing : {"caffe", "tf", "torch", "none"} or callable
+        Applied inside the compiled function, so gradients are taken with
+        respect to the pixels the user gave (RGB, 0..255). A callable gets
+        a float32 tensor of such pixels.
+    image_size : tuple of int or None
+        Input size for models that accept any size.
+    class_score : {"logit", "output"}
+        For class targets: ``"logit"`` differentiates the score before a
+        final softmax (the model's output when it ends in none), ``"output"``
+        the model's output as it is.
+    method : str
+        One of ``METHODS``; see :class:`~sklearn_sensloc.SensitivityTransformer`.
+    batch_size : int
+        Most images, noisy copies or path points sent through the network at once.
+    n_samples : int
+        Noisy copies (smoothgrad) or path points (integrated_gradients) per image.
+    noise_level : float
+        SmoothGrad's noise standard deviation as a fraction of each image's
+        pixel range.
+    baseline : float
+        Integrated gradients' baseline pixel value (0 is a black image).
+    random_state : int
+        Seeds SmoothGrad's noise, together with each image's pixels.
+    """
+
+    def __init__(
+        self,
+        model,
+        target,
+        preprocessing,
+        image_size,
+        *,
+        class_score,
+        method,
+        batch_size,
+        n_samples,
+        noise_level,
+        baseline,
+        random_state,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+        self.backend = backend_name()
+        self._backend_module = backend_module()
+        self.model = model
+        self.method = method
+        self.n_samples = n_samples
+        self.noise_level = noise_level
+        self.baseline = baseline
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.input_size = resolve_input_size(model, image_size)
+        self._target = make_target(model, target, class_score)
+        self.target_name = self._target.name
+        self.preprocess = preprocessor(preprocessing)
+        self._layer = gradcam_layer(model, target) if method == "gradcam" else None
+        function, signature = getattr(self, "_" + method)()
+        self._gradients = self._compile(function, signature)
+        self._forward = None
+
+    def __call__(self, images):
+        """Absolute attributions, float32 array of the same shape as ``images``."""
+        images = np.asarray(images, np.float32)
+        if self.method not in SAMPLING_METHODS:
+            if not self._backend_module.FIXED_SHAPES:
+                return self._run(self._gradients, images)
+            padded = _padded(images, self._bucket(len(images)))
+            return self._run(self._gradients, padded)[: len(images)]
+        sums = self._summed_gradients(images)
+        if self.method == "smoothgrad":
+            # The SmoothGrad paper and tf-keras-vis: abs of the mean gradient.
+            return np.abs(sums / np.float32(self.n_samples))
+        return np.abs((images - np.float32(self.baseline)) * (sums / np.float32(self.n_samples)))
+
+    def _bucket(self, n_images):
+        """The rows a call of ``n_images`` is padded to, with images of zeros.
+
+        Whole batches, or below ``batch_size`` the next power of two: a few
+        shapes, so a few compilations, and less than twice the work on a
+        short last batch.
+        """
+        if n_images >= self.batch_size:
+            return -(-n_images // self.batch_size) * self.batch_size
+        return min(self.batch_size, 1 << (n_images - 1).bit_length())
+
+    def forward(self, images):
+        """The model's output on preprocessed ``images``, compiled as the maps are.
+
+        The reference a map's cost is measured against: the same backend,
+        device, preprocessing and batch, without the backward pass.
+        """
+        if self._forward is None:
+            model, preprocess = self.model, self.preprocess
+            self._forward = self._compile(
+                lambda pixels: model(preprocess(pixels), training=False), [IMAGES]
+            )
+        return self._run(self._forward, np.asarray(images, np.float32))
+
+    def _compile(self, function, signature):
+        size = (*self.input_size, 3)
+        signature = [(size, "float32") if spec == IMAGES else spec for spec in signature]
+        return self._backend_module.compile_function(function, signature, self._target.variables)
+
+    def _run(self, compiled, *arrays):
+        try:
+            return compiled(*arrays)
+        except TargetError:
+            raise
+        except Exception as error:
+            # The framework's message is kept, chained, and named here: the
+            # user sees which model, method and backend failed, not only a
+            # frame deep inside the framework.
+            raise RuntimeError(
+                f"Computing {self.method} maps of the {self.target_name} of model "
+                f"{self.model.name!r} failed on the Keras {self.backend} backend: "
+                f"{type(error).__name__}: {_first_line(error)}. Every layer of the model must "
+                f"run, and be differentiable, on {self.backend}, and a batch of batch_size="
+                f"{self.batch_size} must fit the device's memory."
+            ) from error
+
+    def _input_gradient(self, points, classes=None):
+        """Signed gradient of the target with respect to the pixels ``points``."""
+        target, preprocess = self._target, self.preprocess
+        return self._checked_gradient(
+            lambda pixels: (target.scores(preprocess(pixels), classes), None), points
+        )[0]
+
+    def _checked_gradient(self, function, inputs):
+        found, aux = self._backend_module.gradient(function, inputs)
+        if found is None:
+            raise TargetError(
+                f"The {self.target_name} of model {self.model.name!r} does not depend on its "
+                f"input on the Keras {self.backend} backend: there is no gradient to map."
+            )
+        return found, aux
+
+    def _points_gradient(self, images, owners, points):
+        # The predicted class of a sampled point (noisy, or on the path from
+        # the baseline) is often not the image's: score the image's own class.
+        if self._target.predicted_classes is None:
+            return self._input_gradient(points)
+        classes = ops.take(self._target.predicted_classes(self.preprocess(images)), owners, axis=0)
+        return self._input_gradient(points, classes)
+
+    def _gradient(self):
+        return (lambda images: ops.abs(self._input_gradient(images))), [IMAGES]
+
+    def _gradient_x_input(self):
+        target, preprocess = self._target, self.preprocess
+
+        def attributions(images):
+            # The model's own input, after preprocessing, as xplique does.
+            inputs = preprocess(images)
+            found, _ = self._checked_gradient(lambda u: (target.scores(u), None), inputs)
+            return ops.abs(found * inputs)
+
+        return attributions, [IMAGES]
+
+    def _smoothgrad(self):
+        noise = self._backend_module.normal_noise
+
+        def summed(images, owners, seeds, sigmas):
+            scales = ops.reshape(ops.take(sigmas, owners, axis=0), (-1, 1, 1, 1))
+            points = ops.take(images, owners, axis=0) + scales * noise(seeds, (*self.input_size, 3))
+            return self._segment_sum(images, owners, points)
+
+        return summed, [IMAGES, ROWS, SEEDS, PER_ROW]
+
+    def _integrated_gradients(self):
+        start = float(self.baseline)
+
+        def summed(images, owners, alphas):
+            alphas = ops.reshape(alphas, (-1, 1, 1, 1))
+            points = start + alphas * (ops.take(images, owners, axis=0) - start)
+            return self._segment_sum(images, owners, points)
+
+        return summed, [IMAGES, ROWS, PER_ROW]
+
+    def _segment_sum(self, images, owners, points):
+        return ops.segment_sum(
+            self._points_gradient(images, owners, points), owners, num_segments=ops.shape(images)[0]
+        )
+
+    def _gradcam(self):
+        target, preprocess, layer = self._target, self.preprocess, self._layer
+        shape = layer_output_shape(self.model, layer, self.input_size)
+
+        def cam(images):
+            inputs = preprocess(images)
+
+            def total(delta):
+                with adding_to_output(layer, delta) as outputs:
+                    values = target.scores(inputs)
+                return values, outputs[0]
+
+            delta = ops.zeros((ops.shape(images)[0], *shape), "float32")
+            found, activations = self._checked_gradient(total, delta)
+            weights = ops.mean(found, axis=(1, 2), keepdims=True)
+            heat = ops.relu(ops.sum(weights * activations, axis=-1, keepdims=True))
+            heat = ops.image.resize(heat, self.input_size, interpolation="bilinear")
+            # Three equal channels: aggregation, pooling and normalization
+            # then apply to Grad-CAM maps unchanged.
+            return ops.repeat(heat, 3, axis=-1)
+
+        return cam, [IMAGES]
+
+    def _summed_gradients(self, images):
+        """Sum over each image's ``n_samples`` points of the input gradient.
+
+        The images x points rows are sent in chunks of ``batch_size`` rows, so
+        memory is bounded whatever ``n_samples`` is.
+        """
+        n_samples = self.n_samples
+        owners = np.repeat(np.arange(len(images), dtype=np.int32), n_samples)
+        samples = np.tile(np.arange(n_samples, dtype=np.int32), len(images))
+        if self.method == "smoothgrad":
+            seeds = image_seeds(images, self.random_state)
+            sigmas = self.noise_level * (images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3)))
+        sums = np.zeros_like(images)
+        for start in range(0, len(owners), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            first, stop = owners[chunk][0], owners[chunk][-1] + 1
+            local = owners[chunk] - first
+            per_image = [images[first:stop]]
+            if self.method == "smoothgrad":
+                per_row = [np.stack([seeds[owners[chunk]], samples[chunk]], axis=1)]
+                per_image.append(sigmas[first:stop].astype(np.float32))
+            else:
+                # Midpoint rule on [0, 1]: no point sits on the baseline itself.
+                per_row = [(samples[chunk] + np.float32(0.5)) / np.float32(n_samples)]
+            if self._backend_module.FIXED_SHAPES:
+                local, per_row, per_image = self._padded_chunk(local, per_row, per_image)
+            summed = self._run(self._gradients, per_image[0], local, *per_row, *per_image[1:])
+            sums[first:stop] += summed[: stop - first]
+        return sums
+
+    def _padded_chunk(self, owners, per_row, per_image):
+        """A chunk padded to ``batch_size`` rows and the most images such a chunk spans.
+
+        The padding rows belong to a padding image of zeros, whose sum is
+        dropped: every chunk then has the same shapes, and is compiled once.
+        """
+        n_images = 2 + (self.batch_size + self.n_samples - 2) // self.n_samples
+        owners = _padded(owners, self.batch_size, fill=len(per_image[0]))
+        per_row = [_padded(array, self.batch_size) for array in per_row]
+        per_image = [_padded(array, n_images) for array in per_image]
+        return owners, per_row, per_image
+
+
+def image_seeds(images, random_state):
+    """One int32 noise seed per image, from ``random_state`` and its pixels.
+
+    Seeding from the pixels, not from a position in a batch, keeps each map
+    independent of batch composition, of caches, and of whether the image came
+    as an array or a file.
+    """
+    return np.asarray(
+        [int(fingerprint(random_state, image.tobytes())[:7], 16) for image in images], np.int32
+    )
+
+
+def _padded(array, length, fill=0):
+    """``array`` with rows of ``fill`` appended up to ``length`` rows."""
+    padding = np.full((length - len(array), *array.shape[1:]), fill, array.dtype)
+    return np.concatenate([array, padding])
+
+
+def _first_line(error):
+    return " ".join(str(error).splitlines()[0].split()).rstrip(".") if str(error) else ""
