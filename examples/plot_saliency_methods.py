@@ -16,7 +16,7 @@ built without its softmax).
 This script needs the genuine data of ``../shared/data`` (the VOC photos and
 the MobileNet v1 0.25 weights file); set ``SENSLOC_SHARED_DATA`` to read them
 elsewhere, and ``N_TRAIN`` / ``N_VAL`` to use fewer photos. With the
-defaults it ran for 20 minutes on two shared CPU cores (the user guide's
+defaults it ran for about 7 minutes on two CPU cores (the user guide's
 "Saliency methods" page gives the numbers).
 """
 
