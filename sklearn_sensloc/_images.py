@@ -53,6 +53,10 @@ class ImageSource:
                 raise FileNotFoundError(f"Image file not found: {item!r}.") from None
         return array_fingerprint(item)
 
+    def keys(self):
+        """The key of every image, in order (see :meth:`key`)."""
+        return [self.key(i) for i in range(len(self))]
+
     def path(self, index):
         """The file path of image ``index``, or None when it was given as an array."""
         item = self._items[index]

@@ -596,7 +596,7 @@ def _make_manifest(transformer, source, batch_size):
     # Names and files are fingerprinted without loading the network; a
     # keras.Model by its architecture and weights.
     n_images = len(source)
-    keys = [source.key(i) for i in range(n_images)]
+    keys = source.keys()
     paths = [source.path(i) for i in range(n_images)]
     with_paths = any(path is not None for path in paths)
     if with_paths:

@@ -28,8 +28,7 @@ def digest(*parts):
 
 def image_keys(images):
     """Key of each image: file name, size and date for a path, bytes for an array."""
-    source = ImageSource(images)
-    return [source.key(i) for i in range(len(source))]
+    return ImageSource(images).keys()
 
 
 class MapComputer:
@@ -92,11 +91,11 @@ class MapComputer:
         # file replaced in one part, costs at most that part.
         part = sens.batch_size * max(1, math.ceil(PART / sens.batch_size))
         starts = range(0, len(images), part)
-        part_keys = {
-            agg: {start: self.key(image_set_key(image_keys(images[start : start + part])), agg)
-                  for start in starts}
-            for agg in keys
-        }
+        # Each part's images are keyed once, whatever the number of aggregations.
+        part_images = {start: image_set_key(image_keys(images[start : start + part]))
+                       for start in starts}
+        part_keys = {agg: {start: self.key(part_images[start], agg) for start in starts}
+                     for agg in keys}
         todo = [
             start for start in starts
             if not all(self.output.has_part(part_keys[agg][start],
