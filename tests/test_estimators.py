@@ -271,15 +271,18 @@ class TestMiniBatchSolver:
         np.testing.assert_array_equal(restored.predict(X), first.predict(X))
 
     @pytest.mark.backends
-    def test_accelerator_path_equals_the_numpy_path(self, monkeypatch):
+    @pytest.mark.parametrize("resident_bytes", [2 << 30, 0], ids=["maps-on-device", "per-batch"])
+    def test_accelerator_path_equals_the_numpy_path(self, monkeypatch, resident_bytes):
         from sklearn_sensloc import _regressor
 
         # Every backend says whether it has a device for the products.
         assert isinstance(_regressor._accelerator(), bool)
         X, boxes = linear_boxes(n_samples=300)
         on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
-        # The keras.ops path, run on this machine's CPU.
+        # The keras.ops path, run on this machine's CPU: the maps copied to the
+        # device once, or each mini-batch in turn.
         monkeypatch.setattr(_regressor, "_accelerator", lambda: True)
+        monkeypatch.setattr(_regressor, "DEVICE_RESIDENT_BYTES", resident_bytes)
         on_device = clone(on_host).fit(X, boxes)
         np.testing.assert_allclose(on_device.coef_, on_host.coef_, rtol=1e-4, atol=1e-6)
 
