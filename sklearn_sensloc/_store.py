@@ -20,12 +20,19 @@ the input size that name a difference; aggregation, normalization and
 pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
 
-The raw gradients that ``SensitivityTransformer(memory=...)`` keeps are files
-of the same kind, one per image, ``sensloc-gradients/<gradient key>/<image
-key>.npy`` (:class:`DiskGradientStore`), and the evaluation's stored maps are
-checked by the same :func:`valid_npy`.
+Every array the package keeps on disk is a file of one kind, held by an
+:class:`ArrayFiles` folder: a store's batch files, the evaluation's stored
+maps (``--output``'s ``cache/``) and the raw gradients that
+``SensitivityTransformer(memory=...)`` keeps, one per image,
+``sensloc-gradients/<gradient key>/<image key>.npy``
+(:class:`DiskGradientStore`). Maps are computed into such files by
+:meth:`ArrayFiles.compute_maps`, which makes the maps of several map-side
+settings (aggregation, pooling, normalization) from one backward pass and
+skips the files already there: :class:`MapStore` and the evaluation resume
+through it alike.
 """
 
+import contextlib
 import copy
 import json
 import math
@@ -38,6 +45,7 @@ from sklearn.utils import check_random_state
 
 from ._atomic import (
     TEMPORARY_SUFFIX,
+    atomic_file,
     atomic_save_npy,
     atomic_write_json,
     folder_lock,
@@ -46,6 +54,7 @@ from ._atomic import (
 from ._boxes import check_boxes
 from ._identity import fingerprint, image_set_key
 from ._images import ImageSource
+from ._maps import pooled_shape, sensitivity_maps
 
 FORMAT = "sklearn-sensloc map store"
 FORMAT_VERSION = 1
@@ -127,6 +136,7 @@ class MapStore:
 
     def __init__(self, path, manifest, transformer=None, images=None):
         self.path = os.fspath(path)
+        self._files = ArrayFiles(os.path.join(self.path, BATCH_DIRECTORY))
         self.manifest = manifest
         self._transformer = transformer
         self._images = images
@@ -291,7 +301,10 @@ class MapStore:
 
     def batch_path(self, batch):
         """Path of the file of batch ``batch``."""
-        return os.path.join(self.path, BATCH_DIRECTORY, f"{batch:06d}.npy")
+        return self._files.path(_batch_name(batch))
+
+    def _batch_shape(self, batch):
+        return (len(self.batch_rows(batch)), self.n_features)
 
     def missing_batches(self):
         """Indices of the batches not (validly) on disk yet, in order.
@@ -299,18 +312,10 @@ class MapStore:
         A file counts when its header announces the batch's shape and float32
         and its size matches; a file that does not is recomputed.
         """
-        try:
-            present = set(os.listdir(os.path.join(self.path, BATCH_DIRECTORY)))
-        except FileNotFoundError:
-            present = set()
-        missing = []
-        for batch in range(self.n_batches):
-            path = self.batch_path(batch)
-            if os.path.basename(path) not in present or not valid_npy(
-                path, (len(self.batch_rows(batch)), self.n_features)
-            ):
-                missing.append(batch)
-        return missing
+        return [
+            batch for batch in range(self.n_batches)
+            if not self._files.has(_batch_name(batch), self._batch_shape(batch))
+        ]
 
     def is_complete(self):
         """Whether every batch is on disk."""
@@ -349,38 +354,25 @@ class MapStore:
             )
         # A shallow copy: the same fitted transformer and engine, its own cache flag.
         transformer = copy.copy(self._transformer).set_params(cache=cache)
-        with folder_lock(self.path, "map store"):
-            remove_stale_temporaries(os.path.join(self.path, BATCH_DIRECTORY))
-            todo = self.missing_batches()
-            bar = None
-            if verbose:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(
-                    total=sum(len(self.batch_rows(b)) for b in todo),
-                    desc=f"maps -> {os.path.basename(self.path.rstrip(os.sep)) or self.path}",
-                    unit="img",
-                )
-            try:
-                for batch in todo:
-                    self._compute_batch(transformer, batch)
-                    if bar is not None:
-                        bar.update(len(self.batch_rows(batch)))
-            finally:
-                if bar is not None:
-                    bar.close()
-        return self
-
-    def _compute_batch(self, transformer, batch):
-        rows = self.batch_rows(batch)
-        maps = transformer.transform(self._images[rows.start : rows.stop])
-        maps = np.ascontiguousarray(maps, dtype=np.float32)
-        if maps.shape != (len(rows), self.n_features):
+        # The manifest's settings, not the transformer's: set_params after create()
+        # must not write maps of other settings under this store's name.
+        maps = self.manifest["maps"]
+        setting = (maps["aggregation"], maps["pool"], maps["normalize"])
+        features = map_features(transformer, maps["pool"])
+        if features != self.n_features:
             raise RuntimeError(
-                f"The transformer returned maps of shape {maps.shape} for batch "
-                f"{batch}; the store expects {(len(rows), self.n_features)}."
+                f"The transformer makes maps of {features} features; the map store at "
+                f"{self.path!r} holds {self.n_features}. Resume it with "
+                "MapStore.create(path, transformer, images)."
             )
-        atomic_save_npy(self.batch_path(batch), maps)
+        name = os.path.basename(self.path.rstrip(os.sep)) or self.path
+        with folder_lock(self.path, "map store"):
+            self._files.compute_maps(
+                transformer, self._images,
+                [(self.batch_rows(b), {setting: _batch_name(b)}) for b in range(self.n_batches)],
+                verbose=verbose, description=f"maps -> {name}",
+            )
+        return self
 
     # ------------------------------------------------------------------ reading
 
@@ -392,15 +384,14 @@ class MapStore:
         ValueError
             If the batch is not on disk or its file is not a valid batch.
         """
-        rows = self.batch_rows(batch)
-        path = self.batch_path(batch)
-        if not valid_npy(path, (len(rows), self.n_features)):
-            state = "missing" if not os.path.exists(path) else "invalid"
+        maps = self._files.load(_batch_name(batch), self._batch_shape(batch), mmap_mode)
+        if maps is None:
+            state = "missing" if not os.path.exists(self.batch_path(batch)) else "invalid"
             raise ValueError(
                 f"Batch {batch} of the map store at {self.path!r} is {state}; "
                 "run compute() to (re)compute it."
             )
-        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+        return maps
 
     def _require_complete(self):
         missing = self.missing_batches()
@@ -495,10 +486,12 @@ class MapStore:
         self._require_complete()
         blocks = [
             da.from_delayed(
+                # The files, not the store: a task carries a folder name, never
+                # the transformer and images a store may hold.
                 dask.delayed(_load_batch_file, pure=True)(
-                    self.batch_path(batch), len(self.batch_rows(batch)), self.n_features
+                    self._files, _batch_name(batch), self._batch_shape(batch)
                 ),
-                shape=(len(self.batch_rows(batch)), self.n_features),
+                shape=self._batch_shape(batch),
                 dtype=np.float32,
             )
             for batch in range(self.n_batches)
@@ -698,8 +691,8 @@ def _remove_store_files(path):
     os.unlink(os.path.join(path, MANIFEST))
 
 
-def valid_npy(path, shape):
-    """Whether ``path`` is a complete C-ordered float32 ``.npy`` of ``shape``.
+def valid_npy(path, shape=None):
+    """Whether ``path`` is a complete C-ordered float32 ``.npy`` (of ``shape``, if given).
 
     Read from the header and the file's size, without loading the data: a
     file cut short or of another layout does not count.
@@ -719,45 +712,242 @@ def valid_npy(path, shape):
         return False
     found, fortran, dtype = header
     return (
-        found == tuple(shape)
+        (shape is None or found == tuple(shape))
         and dtype == np.dtype(np.float32)
         and not fortran
-        and size == offset + math.prod(shape) * 4
+        and size == offset + math.prod(found) * 4
     )
 
 
-def _load_batch_file(path, n_rows, n_features):
-    if not valid_npy(path, (n_rows, n_features)):
-        raise ValueError(f"Map store batch file {path!r} is missing or invalid.")
-    return np.load(path, allow_pickle=False)
+def _batch_name(batch):
+    return f"{batch:06d}"
 
 
-# ---------------------------------------------------------------------- gradients
+def _load_batch_file(files, name, shape):
+    maps = files.load(name, shape)
+    if maps is None:
+        raise ValueError(f"Map store batch file {files.path(name)!r} is missing or invalid.")
+    return maps
 
 
-class DiskGradientStore:
-    """Raw gradients, one ``.npy`` file per image under ``directory``, written atomically.
+# ---------------------------------------------------------------------- files
 
-    ``SensitivityTransformer(memory=...)`` keeps them here, shared by
-    processes and runs, keyed by the transformer's gradient key and the
-    image's key.
+
+def map_features(transformer, pool):
+    """Length of one flattened map of the fitted ``transformer`` pooled by ``pool``."""
+    return math.prod(pooled_shape(transformer.input_size_, pool))
+
+
+def map_parts(transformer, images, parts, *, verbose=False, description="sensitivity maps"):
+    """Maps of several map-side settings from one backward pass, part by part.
+
+    Parameters
+    ----------
+    transformer : SensitivityTransformer
+        Fitted; gives the gradients (through
+        :meth:`~sklearn_sensloc.SensitivityTransformer.iter_gradients`, so its
+        ``cache`` and ``memory`` are used), not the map-side parameters.
+    images : array of shape (n, H, W, 3), or list of image paths or arrays
+    parts : iterable of (range, list of (aggregation, pool, normalize))
+        The rows of each part and the settings of the maps wanted for them.
+    verbose : bool, default=False
+        Show one progress bar counting the images of every part.
+    description : str, default="sensitivity maps"
+        The progress bar's label.
+
+    Yields
+    ------
+    rows : range
+        The part's rows, as given.
+    maps : dict
+        Per setting, float32 maps of shape ``(len(rows), n_features)``,
+        flattened as :meth:`~sklearn_sensloc.SensitivityTransformer.transform`
+        returns them. Each part is yielded as soon as it is complete, before
+        the next image is read.
+    """
+    from tqdm.auto import tqdm
+
+    parts = list(parts)
+    with tqdm(total=sum(len(rows) for rows, _ in parts), desc=description, unit="img",
+              disable=not verbose) as bar:
+        for rows, settings in parts:
+            maps = {
+                setting: np.empty((len(rows), map_features(transformer, setting[1])), np.float32)
+                for setting in settings
+            }
+            for offset, gradients in transformer.iter_gradients(images[rows.start : rows.stop]):
+                # One backward pass serves every setting.
+                for (aggregation, pool, normalize), block in maps.items():
+                    block[offset : offset + len(gradients)] = sensitivity_maps(
+                        gradients, aggregation, pool, normalize
+                    ).reshape(len(gradients), -1)
+                bar.update(len(gradients))
+                del gradients  # not held while the next batch is decoded
+            yield rows, maps
+
+
+class ArrayFiles:
+    """A folder of float32 ``.npy`` arrays named by key, each complete or absent.
+
+    The package's one kind of on-disk array: :class:`MapStore`'s batch files,
+    the evaluation's stored maps and the raw gradients of
+    ``SensitivityTransformer(memory=...)`` (:class:`DiskGradientStore`). Each
+    file is written atomically and read back only when :func:`valid_npy`
+    finds it complete, so an interrupted writer (exception, kill, power loss)
+    costs at most the file it was writing. Writers that may remove files hold
+    the folder above (:func:`~sklearn_sensloc._atomic.folder_lock`); the
+    files of a folder nobody removes from are shared by any number of
+    processes.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created when the first file is saved.
     """
 
     def __init__(self, directory):
         self.directory = os.fspath(directory)
 
-    def _path(self, key):
-        return os.path.join(self.directory, key[0], key[1] + ".npy")
+    def __repr__(self):
+        return f"ArrayFiles({self.directory!r})"
 
-    def get(self, key):
+    def path(self, name):
+        """Path of the file ``name`` (``/`` in a name makes a subfolder)."""
+        return os.path.join(self.directory, name + ".npy")
+
+    def has(self, name, shape=None):
+        """Whether the file ``name`` is complete (and of ``shape``, if given)."""
+        return valid_npy(self.path(name), shape)
+
+    def load(self, name, shape=None, mmap_mode=None):
+        """The array ``name``, or None when it is missing, incomplete or of another shape.
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int or None, default=None
+            The shape it must have; None accepts any.
+        mmap_mode : {None, "r", "r+", "c"}, default=None
+            As for :func:`numpy.load`.
+
+        Returns
+        -------
+        array : ndarray or None
+        """
+        path = self.path(name)
+        if not valid_npy(path, shape):
+            return None
         try:
-            return np.load(self._path(key), allow_pickle=False)
-        except (FileNotFoundError, ValueError, EOFError, OSError):
-            # A missing or unreadable entry is recomputed, never trusted.
+            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError):
+            # Removed or replaced since it was checked: absent, never trusted.
             return None
 
+    def save(self, name, array):
+        """Write ``array`` as float32 to the file ``name``, atomically."""
+        atomic_save_npy(self.path(name), np.ascontiguousarray(array, dtype=np.float32))
+
+    def remove(self, name):
+        """Delete the file ``name``, if there is one."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(name))
+
+    def join(self, name, source, parts, shape):
+        """Join files of ``source`` into the file ``name``, then delete them.
+
+        Parameters
+        ----------
+        name : str
+        source : ArrayFiles
+            Holds the ``parts``.
+        parts : list of str
+            Complete files, in row order; their rows, reshaped to
+            ``shape[1:]``, make the joined array.
+        shape : tuple of int
+
+        Returns
+        -------
+        array : numpy.memmap of ``shape``
+            The joined file, memory-mapped read-only.
+        """
+        path = self.path(name)
+        os.makedirs(self.directory, exist_ok=True)
+        with atomic_file(path) as handle:
+            array = np.lib.format.open_memmap(handle.name, "w+", np.float32, tuple(shape))
+            start = 0
+            for part in parts:
+                block = np.load(source.path(part), mmap_mode="r", allow_pickle=False)
+                array[start : start + len(block)] = block.reshape(len(block), *shape[1:])
+                start += len(block)
+            array.flush()
+            del array
+        for part in parts:
+            source.remove(part)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def compute_maps(self, transformer, images, parts, *, verbose=False,
+                     description="sensitivity maps"):
+        """Compute the map files of ``parts`` not complete on disk yet; keep the others.
+
+        The maps of every setting of a part come from one backward pass
+        (:func:`map_parts`) and are saved as soon as the part is complete, so
+        an interruption costs at most the part being computed. Temporary files
+        of writers no longer running are deleted first. The caller holds the
+        folder (:func:`~sklearn_sensloc._atomic.folder_lock`) if another run
+        might write it.
+
+        Parameters
+        ----------
+        transformer : SensitivityTransformer
+            Fitted; gives the gradients.
+        images : array of shape (n, H, W, 3), or list of image paths or arrays
+        parts : list of (range, dict)
+            The rows of each part and, per setting ``(aggregation, pool,
+            normalize)``, the name of the file of its maps, float32 of shape
+            ``(len(rows), n_features)``.
+        verbose : bool, default=False
+        description : str, default="sensitivity maps"
+            The progress bar's label.
+
+        Returns
+        -------
+        computed : int
+            Number of parts computed.
+        """
+        remove_stale_temporaries(self.directory)
+        todo = [
+            (rows, names) for rows, names in parts
+            if not all(self.has(name, (len(rows), map_features(transformer, setting[1])))
+                       for setting, name in names.items())
+        ]
+        done = map_parts(transformer, images, [(rows, list(names)) for rows, names in todo],
+                         verbose=verbose, description=description)
+        for (_, maps), (_, names) in zip(done, todo):
+            for setting, name in names.items():
+                self.save(name, maps[setting])
+        return len(todo)
+
+
+# ---------------------------------------------------------------------- gradients
+
+
+class DiskGradientStore(ArrayFiles):
+    """Raw gradients, one file per image under ``directory``, shared by processes and runs.
+
+    ``SensitivityTransformer(memory=...)`` keeps them here, keyed by the
+    transformer's gradient key and the image's key (``<gradient key>/<image
+    key>.npy``), with the ``get``/``put`` of the in-memory
+    :data:`~sklearn_sensloc.gradient_cache`. Files are only ever added, so no
+    lock is needed.
+    """
+
+    def get(self, key):
+        """The gradients of ``key``, or None: a missing or damaged file is recomputed."""
+        return self.load(os.path.join(*key))
+
     def put(self, key, value):
-        atomic_save_npy(self._path(key), value)
+        """Keep the gradients ``value`` of ``key``."""
+        self.save(os.path.join(*key), value)
 
 
 def disk_store(memory):

@@ -78,15 +78,16 @@ def test_resume_after_an_exception_computes_only_unfinished_batches(
     sens = transformer(model_file)
     store = MapStore.create(path, sens, image_files, batch_size=BATCH)
     calls = {"n": 0}
-    real_transform = sens.transform
+    real_gradients = sens.iter_gradients
 
-    def failing_transform(X):
+    def failing_gradients(X):
+        # Called once per batch file.
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated interruption")
-        return real_transform(X)
+        return real_gradients(X)
 
-    sens.transform = failing_transform
+    sens.iter_gradients = failing_gradients
     with pytest.raises(KeyboardInterrupt):
         store.compute()
     assert store.missing_batches() == [2, 3, 4, 5]

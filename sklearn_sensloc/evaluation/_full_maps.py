@@ -6,8 +6,8 @@ import numpy as np
 
 from .._identity import array_fingerprint, fingerprint, image_set_key, maps_key
 from .._images import ImageSource
-from .._maps import pool_and_normalize, sensitivity_maps
-from .._progress import progress
+from .._maps import pool_and_normalize
+from .._store import map_parts
 from .._transformer import SensitivityTransformer
 
 # Bump when the meaning of a stored file changes, so old ones are not reused
@@ -39,7 +39,10 @@ class MapComputer:
     :class:`SensitivityTransformer` with that ``pool`` and ``normalize``
     returns, because every normalization is invariant to the per-map scale.
     Stored maps are named by the transformer's gradient key, the images' key
-    and the aggregation.
+    and the aggregation. They are computed into the output's
+    :class:`~sklearn_sensloc._store.ArrayFiles` as parts of whole batches, each
+    named by its own images (:meth:`~sklearn_sensloc._store.ArrayFiles.compute_maps`),
+    then joined into one memory-mapped file per aggregation.
     """
 
     def __init__(self, output, model, weights, target, preprocessing, image_size, batch_size,
@@ -68,11 +71,14 @@ class MapComputer:
         """``{aggregation: (n, H, W) float32 maps}``, computing only those not stored."""
         keys = {agg: self.key(images_key, agg) for agg in aggregations}
         shape = (len(images), *self.fit().input_size_)
-        result = {agg: self.output.load_maps(keys[agg], shape) for agg in aggregations}
-        for agg in aggregations:
-            if result[agg] is not None:
-                self.output.reused.append(f"maps-{role}-{agg}")
-        missing = [agg for agg in aggregations if result[agg] is None]
+        result = {}
+        if self.output.root is not None:
+            for agg in aggregations:
+                stored = self.output.maps.load(f"maps-{keys[agg]}", shape, mmap_mode="r")
+                if stored is not None:
+                    result[agg] = stored
+                    self.output.reused.append(f"maps-{role}-{agg}")
+        missing = [agg for agg in aggregations if agg not in result]
         if missing:
             result.update(self._compute(images, {a: keys[a] for a in missing}, role))
         return result
@@ -80,62 +86,29 @@ class MapComputer:
     def _compute(self, images, keys, role):
         sens = self.fit()
         shape = (len(images), *sens.input_size_)
+        settings = {agg: (agg, 1, "max") for agg in keys}
+        description = f"maps of {role} images"
+        self.output.computed.extend(f"maps-{role}-{agg}" for agg in keys)
         if self.output.root is None:
-            arrays = {agg: np.empty(shape, dtype=np.float32) for agg in keys}
-            for start, blocks in self._blocks(images, list(keys), [0], len(images), role):
-                for agg, block in blocks.items():
-                    arrays[agg][start : start + len(block)] = block
-            self.output.computed.extend(f"maps-{role}-{agg}" for agg in keys)
-            return arrays
+            ((_, maps),) = map_parts(sens, images, [(range(len(images)), list(settings.values()))],
+                                     verbose=sens.verbose, description=description)
+            return {agg: maps[settings[agg]].reshape(shape) for agg in keys}
         # Parts of whole batches, keyed by their own images: an interruption, or a
         # file replaced in one part, costs at most that part.
-        part = sens.batch_size * max(1, math.ceil(PART / sens.batch_size))
-        starts = range(0, len(images), part)
+        size = sens.batch_size * max(1, math.ceil(PART / sens.batch_size))
+        parts = [range(start, min(start + size, len(images)))
+                 for start in range(0, len(images), size)]
         # Each part's images are keyed once, whatever the number of aggregations.
-        part_images = {start: image_set_key(image_keys(images[start : start + part]))
-                       for start in starts}
-        part_keys = {agg: {start: self.key(part_images[start], agg) for start in starts}
-                     for agg in keys}
-        todo = [
-            start for start in starts
-            if not all(self.output.has_part(part_keys[agg][start],
-                                            (len(images[start : start + part]), *shape[1:]))
-                       for agg in keys)
-        ]
-        for start, blocks in self._blocks(images, list(keys), todo, part, role):
-            for agg, block in blocks.items():
-                self.output.save_part(part_keys[agg][start], block)
-        done = {}
-        for agg, key in keys.items():
-            done[agg] = self.output.assemble_maps(key, part_keys[agg], shape)
-            self.output.computed.append(f"maps-{role}-{agg}")
-        return done
-
-    def _blocks(self, images, aggregations, starts, part, role):
-        """Yield ``(start, {aggregation: maps})`` for the parts beginning at ``starts``."""
-        sens = self.transformer
-        n_todo = sum(len(images[start : start + part]) for start in starts)
-
-        def batches():
-            for start in starts:
-                for offset, gradients in sens.iter_gradients(images[start : start + part]):
-                    yield start + offset, gradients
-
-        def joined(pending):
-            return {agg: np.concatenate(blocks) for agg, blocks in pending.items()}
-
-        bar = progress(batches(), n_todo, sens.batch_size, sens.verbose, f"maps of {role} images")
-        pending, filled = {}, 0
-        for start, gradients in bar:
-            # One backward pass serves every aggregation.
-            for agg in aggregations:
-                pending.setdefault(agg, []).append(sensitivity_maps(gradients, agg, 1, "max"))
-            filled += len(gradients)
-            part_start = start // part * part
-            if filled == min(part, len(images) - part_start):
-                # Yielded as soon as it is complete, before the next image is read.
-                yield part_start, joined(pending)
-                pending, filled = {}, 0
+        part_images = [image_set_key(image_keys(images[rows.start : rows.stop]))
+                       for rows in parts]
+        names = {agg: [f"maps-{self.key(key, agg)}" for key in part_images] for agg in keys}
+        self.output.parts.compute_maps(
+            sens, images,
+            [(rows, {settings[agg]: names[agg][i] for agg in keys}) for i, rows in enumerate(parts)],
+            verbose=sens.verbose, description=description,
+        )
+        return {agg: self.output.maps.join(f"maps-{key}", self.output.parts, names[agg], shape)
+                for agg, key in keys.items()}
 
 
 def pooled_features(full_maps, pool, normalize="max"):

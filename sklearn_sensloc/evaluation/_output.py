@@ -3,16 +3,9 @@
 import json
 from pathlib import Path
 
-import numpy as np
-
-from .._atomic import atomic_file, atomic_save_npy, atomic_write_json, atomic_write_text
-from .._store import valid_npy
+from .._atomic import atomic_write_json, atomic_write_text
+from .._store import ArrayFiles
 from .._tables import table_csv, table_markdown
-
-
-def _load_npy(path, shape):
-    """A complete float32 array file of ``shape``, memory-mapped, or None."""
-    return np.load(path, mmap_mode="r") if valid_npy(path, shape) else None
 
 
 class OutputFolder:
@@ -24,6 +17,12 @@ class OutputFolder:
     Attributes
     ----------
     root : Path or None
+    maps : ArrayFiles or None
+        Finished maps, ``cache/maps-<key>.npy`` (None without a folder).
+    parts : ArrayFiles or None
+        Maps of some images while a computation is under way,
+        ``cache/parts/maps-<key>.npy``: joined into ``maps`` and deleted at
+        its end, kept when it is interrupted.
     computed, reused : list of str
         Steps computed in this run, and read back from an earlier one.
     """
@@ -31,8 +30,11 @@ class OutputFolder:
     def __init__(self, output):
         self.root = None if output is None else Path(output)
         self.computed, self.reused = [], []
+        self.maps = self.parts = None
         if self.root is not None:
             (self.root / "cache").mkdir(parents=True, exist_ok=True)
+            self.maps = ArrayFiles(self.root / "cache")
+            self.parts = ArrayFiles(self.root / "cache" / "parts")
 
     def _step_path(self, name):
         return self.root / "cache" / f"step-{name}.json"
@@ -54,41 +56,6 @@ class OutputFolder:
         if self.root is not None:
             atomic_write_json(self._step_path(name), {"key": key, "payload": payload})
         return payload
-
-    def maps_path(self, key):
-        return self.root / "cache" / f"maps-{key}.npy"
-
-    def load_maps(self, key, shape):
-        """Finished maps of ``key``, of ``shape``, memory-mapped, or None."""
-        if self.root is None:
-            return None
-        return _load_npy(self.maps_path(key), shape)
-
-    def _part_path(self, key):
-        return self.root / "cache" / "parts" / f"maps-{key}.npy"
-
-    def has_part(self, key, shape):
-        return valid_npy(self._part_path(key), shape)
-
-    def save_part(self, key, block):
-        """Maps of some images: a finished part survives an interruption."""
-        path = self._part_path(key)
-        path.parent.mkdir(exist_ok=True)
-        atomic_save_npy(path, block)
-
-    def assemble_maps(self, key, part_keys, shape):
-        """Join the parts ``{start: key}`` into one ``.npy`` (atomically), memory-map it."""
-        path = self.maps_path(key)
-        with atomic_file(path) as handle:
-            array = np.lib.format.open_memmap(handle.name, "w+", np.float32, shape)
-            for start, part_key in part_keys.items():
-                block = np.load(self._part_path(part_key), mmap_mode="r")
-                array[start : start + len(block)] = block
-            array.flush()
-            del array
-        for part_key in part_keys.values():
-            self._part_path(part_key).unlink(missing_ok=True)
-        return np.load(path, mmap_mode="r")
 
     def write_table(self, name, table):
         """The table as Markdown, CSV and JSON; the paths written."""
