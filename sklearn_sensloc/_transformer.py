@@ -14,6 +14,7 @@ from ._identity import gradient_key
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import DEFAULT_MODEL, PREPROCESSINGS
+from ._prefetch import ahead
 from ._progress import progress
 from ._store import disk_store
 
@@ -297,7 +298,15 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         yield from self._gradient_batches(ImageSource(X))
 
     def _gradient_batches(self, source):
-        """Yield ``(start, gradients)`` batch by batch, computing only what no cache holds."""
+        """``(start, gradients)`` batch by batch, computing only what no cache holds.
+
+        On an accelerator the next batch is read and computed in a thread while
+        the caller turns this one into maps: the device does not wait for the host.
+        """
+        batches = self._stored_or_computed_batches(source)
+        return ahead(batches) if self.gradient_engine().on_accelerator else batches
+
+    def _stored_or_computed_batches(self, source):
         engine = self.gradient_engine()
         stores = ([gradient_cache] if self.cache else []) + [
             store for store in [disk_store(self.memory)] if store is not None

@@ -73,6 +73,12 @@ class GradientEngine:
         Integrated gradients' baseline pixel value (0 is a black image).
     random_state : int
         Seeds SmoothGrad's noise, together with each image's pixels.
+
+    Attributes
+    ----------
+    on_accelerator : bool
+        Whether the backend computes on a GPU or TPU. Callers then prepare
+        the next batch while the device computes this one.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class GradientEngine:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         self.backend = backend_name()
         self._backend_module = backend_module()
+        self.on_accelerator = bool(self._backend_module.accelerators())
         self.model = model
         self.method = method
         self.n_samples = n_samples
