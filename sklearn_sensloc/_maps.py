@@ -40,13 +40,39 @@ def pooled_shape(size, pool):
     return tuple(-(-side // pool) for side in size)
 
 
+#: Largest pool whose block sums :func:`block_sums` adds as strided slices.
+SLICED_POOL_MAX = 8
+
+
 def average_pool(maps, pool):
     """Mean over ``pool x pool`` blocks; the last block of a side may be smaller."""
     rows = np.arange(0, maps.shape[1], pool)
     cols = np.arange(0, maps.shape[2], pool)
-    sums = np.add.reduceat(np.add.reduceat(maps, rows, axis=1), cols, axis=2)
+    sums = block_sums(block_sums(maps, pool, axis=1), pool, axis=2)
     counts = np.outer(np.diff(np.append(rows, maps.shape[1])), np.diff(np.append(cols, maps.shape[2])))
     return sums / counts
+
+
+def block_sums(array, pool, axis):
+    """Sums of consecutive blocks of ``pool`` along ``axis``: ``np.add.reduceat``'s, bit for bit.
+
+    ``reduceat`` adds to a block's first element the sum of the others, and
+    numpy sums fewer than 8 terms in order; for pools up to
+    :data:`SLICED_POOL_MAX` the same additions are made here on whole strided
+    slices, several times faster than ``reduceat``'s loop per block. Larger
+    pools, whose sums numpy pairs differently, go to ``reduceat``.
+    """
+    if pool > SLICED_POOL_MAX:
+        return np.add.reduceat(array, np.arange(0, array.shape[axis], pool), axis=axis)
+    moved = np.moveaxis(array, axis, 0)
+    sums = moved[::pool].copy()
+    if pool > 1:
+        rest = moved[1::pool].copy()
+        for offset in range(2, pool):
+            part = moved[offset::pool]
+            rest[: len(part)] += part
+        sums[: len(rest)] += rest
+    return np.moveaxis(sums, 0, axis)
 
 
 def normalize_maps(maps, normalize):

@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.linear_model import SGDRegressor
 from sklearn.preprocessing import StandardScaler
@@ -381,9 +380,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         if self.solver == "minibatch":
             self._start_minibatch(X)
         else:
-            self._start_sgd(rng)
+            self._start_sgd(X, rng)
 
-    def _start_sgd(self, rng):
+    def _start_sgd(self, X, rng):
         schedule = "constant" if self.learning_rate == "step" else self.learning_rate
         self.estimators_ = [
             SGDRegressor(
@@ -392,18 +391,25 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                 alpha=self.alpha,
                 average=self.average,
                 shuffle=False,
-                # An instance, not a seed: partial_fit then reuses it instead of
-                # building a new RandomState on every call. Without shuffling
+                # An instance, not a seed: each update call then reuses it
+                # instead of building a new RandomState. Without shuffling
                 # the draws it makes change nothing in the fit.
                 random_state=np.random.RandomState(rng.randint(np.iinfo(np.int32).max)),
             )
             for _ in BOX_COLUMNS
         ]
+        # What SGDRegressor.partial_fit does on its first call before its
+        # updates: check the parameters (the four differ only in their
+        # random_state, a RandomState instance: checking one checks them all)
+        # and allocate the weights. X and y were checked (finite included)
+        # once by _check_data: _sgd_call goes straight to the updates.
+        self.estimators_[0]._validate_params()
+        self.estimators_[0]._more_validate_params(for_partial_fit=True)
         for estimator in self.estimators_:
-            # What SGDRegressor.partial_fit checks on its first call; _sgd_call
-            # then goes straight to the updates.
-            estimator._validate_params()
-            estimator._more_validate_params(for_partial_fit=True)
+            estimator._allocate_parameter_mem(
+                n_classes=1, n_features=X.shape[1], input_dtype=X.dtype
+            )
+            estimator.n_features_in_ = X.shape[1]
 
     def _start_minibatch(self, X):
         n_features = X.shape[1]
@@ -445,37 +451,43 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         # coordinate gives the same model as one call per mini-batch, and a
         # small fit (50 epochs of one mini-batch) makes 3 calls instead of 50.
         max_rows = max(self.batch_size, SGD_CALL_BYTES // (X.shape[1] * X.itemsize))
+        # Scaling is elementwise: rows scaled once and gathered for every call
+        # equal rows gathered and then scaled, and an epoch's rows are gathered
+        # by every epoch. Data larger than one call is scaled call by call,
+        # to hold no scaled copy of all of it.
+        prescaled = X.nbytes <= SGD_CALL_BYTES
+        if prescaled:
+            X = self._scaled(X.copy())
         joined, n_rows, joined_eta = [], 0, None
         for rows in batches:
             eta = self._eta(self.n_iter_ + len(joined), step_size)
             if joined and (eta != joined_eta or n_rows + len(rows) > max_rows):
-                self._sgd_call(X, y, joined, joined_eta)
+                self._sgd_call(X, y, joined, joined_eta, prescaled)
                 joined, n_rows = [], 0
             joined.append(rows)
             n_rows += len(rows)
             joined_eta = eta
         if joined:
-            self._sgd_call(X, y, joined, joined_eta)
+            self._sgd_call(X, y, joined, joined_eta, prescaled)
 
-    def _sgd_call(self, X, y, batches, eta):
+    def _sgd_call(self, X, y, batches, eta, prescaled):
         rows = np.concatenate(batches)
-        X_scaled = self._scaled(X[rows])
-        targets = np.ascontiguousarray(y[rows].T)
+        X_scaled = np.ascontiguousarray(X[rows] if prescaled else self._scaled(X[rows]))
+        # Boxes and (unit) weights as SGDRegressor.partial_fit makes them: in X's dtype.
+        targets = np.ascontiguousarray(y[rows].T, dtype=X_scaled.dtype)
+        sample_weight = np.ones(len(rows), dtype=X_scaled.dtype)
 
         def train(column):
             estimator = self.estimators_[column]
             if self.learning_rate == "step":
                 estimator.eta0 = eta
-            # Configuration is per thread; X and y were checked (finite
-            # included) once by _check_data.
-            with config_context(assume_finite=True):
-                # SGDRegressor.partial_fit less its parameter checks, made
-                # once by _start_sgd.
-                estimator._partial_fit(
-                    X_scaled, targets[column], estimator.alpha, loss=estimator.loss,
-                    learning_rate=estimator.learning_rate, max_iter=1, sample_weight=None,
-                    coef_init=None, intercept_init=None,
-                )
+            # SGDRegressor.partial_fit less its checks, made once per fit
+            # (by _check_data and _start_sgd): the updates alone.
+            estimator._fit_regressor(
+                X_scaled, targets[column], estimator.alpha, loss=estimator.loss,
+                learning_rate=estimator.learning_rate, sample_weight=sample_weight,
+                max_iter=1,
+            )
 
         if X_scaled.size < SGD_THREADS_MIN_SIZE:
             list(map(train, range(len(BOX_COLUMNS))))
@@ -551,14 +563,23 @@ def _standard_scaler(X):
     """
     step = max(1, HOST_BLOCK_BYTES // (X.shape[1] * X.itemsize))
     blocks = [X[start : start + step] for start in range(0, len(X), step)]
-    with ThreadPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:
-        mean = sum(pool.map(lambda block: block.sum(axis=0, dtype=np.float64), blocks)) / len(X)
-        var = sum(pool.map(lambda block: np.square(block - mean).sum(axis=0), blocks)) / len(X)
-    scaler = StandardScaler().fit(X[:1])
+    mean = _summed(lambda block: block.sum(axis=0, dtype=np.float64), blocks) / len(X)
+    var = _summed(lambda block: np.square(block - mean).sum(axis=0), blocks) / len(X)
+    # What StandardScaler.fit sets for an array, without fitting one.
+    scaler = StandardScaler()
+    scaler.n_features_in_ = X.shape[1]
     scaler.mean_, scaler.var_ = mean, var
     scaler.scale_ = _handle_zeros_in_scale(np.sqrt(var))
     scaler.n_samples_seen_ = len(X)
     return scaler
+
+
+def _summed(function, blocks):
+    """The sum of ``function`` over ``blocks``, in order, computed on every core."""
+    if len(blocks) == 1:
+        return function(blocks[0])
+    with ThreadPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:
+        return sum(pool.map(function, blocks))
 
 
 def _accelerator():

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cache import gradient_cache
-from ._identity import gradient_key
+from ._identity import gradient_key, maps_key
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
 from ._models import DEFAULT_MODEL, PREPROCESSINGS
@@ -78,7 +78,10 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         Keep the absolute gradients of each image in the process-wide,
         size-bounded :data:`sklearn_sensloc.gradient_cache`, so that refits
         with other map-side parameters (aggregation, normalize, pool) or other
-        folds of a search never repeat a backward pass.
+        folds of a search never repeat a backward pass; and keep each
+        image's map there too (``gradient_cache.maps``), so that the folds
+        and candidates of a search make each image's map once per map-side
+        parameters.
     memory : str, path, joblib.Memory or None, default=None
         Directory where gradients are also stored, one file per image, shared
         by processes (``GridSearchCV(n_jobs=...)``) and later runs.
@@ -265,12 +268,40 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         source = ImageSource(X)
         maps = np.empty((len(source), self.n_features_out_), dtype=np.float32)
-        batches = self._gradient_batches(source)
-        for start, gradients in progress(batches, len(source), self.batch_size, self.verbose):
+        starts = range(0, len(source), self.batch_size)
+        keys = source.keys() if self.cache else None
+        if keys is not None:
+            # Each image's map is kept: the folds of a search share images,
+            # and its candidates map-side parameters. A batch all of whose
+            # maps are kept is copied; any other is made as a whole, as
+            # without them. (A map depends on its own image's gradients only.)
+            made_by = maps_key(self.gradient_key_, self.aggregation, self.pool, self.normalize)
+            starts = [start for start in starts
+                      if not self._kept_maps(made_by, keys, start, maps)]
+        batches = self._gradient_batches(source, keys, starts)
+        n_made = sum(min(self.batch_size, len(source) - start) for start in starts)
+        for start, gradients in progress(batches, n_made, self.batch_size, self.verbose):
             block = sensitivity_maps(gradients, self.aggregation, self.pool, self.normalize)
-            maps[start : start + len(block)] = block.reshape(len(block), -1)
+            block = block.reshape(len(block), -1)
+            maps[start : start + len(block)] = block
+            for index, row in enumerate(block if keys is not None else ()):
+                kept = row.copy()
+                kept.flags.writeable = False
+                gradient_cache.maps.put((made_by, keys[start + index]), kept)
             del gradients, block  # free this batch before the next one is decoded
         return maps
+
+    def _kept_maps(self, made_by, keys, start, maps):
+        """Copy the kept maps of the batch at ``start`` into ``maps``; False if any is missing."""
+        stop = min(start + self.batch_size, len(keys))
+        rows = []
+        for key in keys[start:stop]:
+            row = gradient_cache.maps.get((made_by, key))
+            if row is None:
+                return False
+            rows.append(row)
+        np.stack(rows, out=maps[start:stop])
+        return True
 
     def iter_gradients(self, X):
         """Absolute input gradients of the images in ``X``, batch by batch.
@@ -297,23 +328,28 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         yield from self._gradient_batches(ImageSource(X))
 
-    def _gradient_batches(self, source):
+    def _gradient_batches(self, source, image_keys=None, starts=None):
         """``(start, gradients)`` batch by batch, computing only what no cache holds.
 
-        On an accelerator the next batch is read and computed in a thread while
+        ``image_keys``: the keys of the images of ``source`` when already known;
+        ``starts``: the first indices of the batches wanted, by default all. On
+        an accelerator the next batch is read and computed in a thread while
         the caller turns this one into maps: the device does not wait for the host.
         """
-        batches = self._stored_or_computed_batches(source)
+        batches = self._stored_or_computed_batches(source, image_keys, starts)
         return ahead(batches) if self.gradient_engine().on_accelerator else batches
 
-    def _stored_or_computed_batches(self, source):
+    def _stored_or_computed_batches(self, source, image_keys, starts):
         engine = self.gradient_engine()
         stores = ([gradient_cache] if self.cache else []) + [
             store for store in [disk_store(self.memory)] if store is not None
         ]
-        for start in range(0, len(source), self.batch_size):
+        for start in range(0, len(source), self.batch_size) if starts is None else starts:
             indices = range(start, min(start + self.batch_size, len(source)))
-            keys = [(self.gradient_key_, source.key(i)) for i in indices] if stores else []
+            keys = [
+                (self.gradient_key_, source.key(i) if image_keys is None else image_keys[i])
+                for i in indices
+            ] if stores else []
             gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
             missing = [j for j, found in enumerate(gradients) if found is None]
             computed = None

@@ -114,3 +114,103 @@ def test_lru_is_bounded_in_bytes():
     assert cache.get(("model", "4")) is not None
     cache.put(("model", "big"), np.zeros(1000, np.float32))
     assert cache.get(("model", "big")) is None
+
+
+def test_maps_of_the_same_images_are_made_once_and_equal(
+    tiny_model, scenes, backward_calls, monkeypatch
+):
+    from sklearn_sensloc import _transformer
+
+    made = []
+    original = _transformer.sensitivity_maps
+    monkeypatch.setattr(_transformer, "sensitivity_maps",
+                        lambda gradients, *args: made.append(len(gradients)) or original(gradients, *args))
+    images = scenes[0][:9]
+    sens = SensitivityTransformer(model=tiny_model, batch_size=4).fit(None)
+    first = sens.transform(images)
+    assert made == [4, 4, 1] and gradient_cache.maps.info()["entries"] == 9
+    # Another array of the same images (as a search's splits are) finds the maps.
+    again = sens.transform(images.copy())
+    np.testing.assert_array_equal(again, first)
+    # So do other sets of them, in other batches; a batch with one new image is made whole.
+    np.testing.assert_array_equal(sens.transform(images[[8, 2, 5, 0, 1]]), first[[8, 2, 5, 0, 1]])
+    assert made == [4, 4, 1]
+    with_new = sens.transform(np.concatenate([images[:3], scenes[0][9:11]]))
+    np.testing.assert_array_equal(with_new[:3], first[:3])
+    assert made == [4, 4, 1, 4, 1]
+    # Without the maps, from the cached gradients: the same, bit for bit.
+    gradient_cache.maps.clear()
+    np.testing.assert_array_equal(sens.transform(images), first)
+    assert sum(backward_calls) == len(images) + 2
+    # A caller changing the maps it got changes nothing kept.
+    again[:] = -1
+    np.testing.assert_array_equal(sens.transform(images), first)
+
+
+def test_maps_are_kept_per_map_side_parameters(tiny_model, scenes):
+    images = scenes[0][:5]
+    settings = [{}, {"aggregation": "mean"}, {"pool": 2}, {"normalize": "sum"}]
+    expected = [SensitivityTransformer(model=tiny_model, **params).fit(None).transform(images)
+                for params in settings]
+    assert gradient_cache.maps.info()["entries"] == 4 * len(images)
+    for params, maps in zip(settings, expected):
+        sens = SensitivityTransformer(model=tiny_model, **params).fit(None)
+        np.testing.assert_array_equal(sens.transform(images), maps)
+    assert gradient_cache.maps.info()["hits"] == 4 * len(images)
+
+
+def test_changed_images_get_their_own_maps(tiny_model, scenes):
+    images = scenes[0][:4].copy()
+    sens = SensitivityTransformer(model=tiny_model).fit(None)
+    before = sens.transform(images)
+    images[2] = scenes[0][7]  # changed in place: the same array object
+    after = sens.transform(images)
+    np.testing.assert_array_equal(after[[0, 1, 3]], before[[0, 1, 3]])
+    uncached = SensitivityTransformer(model=tiny_model, cache=False).fit(None)
+    np.testing.assert_allclose(after[2], uncached.transform(scenes[0][7:8])[0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(after[2], before[2])
+
+
+def test_clearing_the_cache_drops_the_maps_and_no_cache_keeps_none(tiny_model, scenes, backward_calls):
+    images = scenes[0][:3]
+    SensitivityTransformer(model=tiny_model).fit(None).transform(images)
+    gradient_cache.clear()
+    assert gradient_cache.maps.info()["entries"] == 0
+    SensitivityTransformer(model=tiny_model, cache=False).fit(None).transform(images)
+    assert gradient_cache.maps.info()["entries"] == 0
+    before = sum(backward_calls)
+    SensitivityTransformer(model=tiny_model).fit(None).transform(images)
+    assert sum(backward_calls) - before == len(images)
+
+
+def test_search_results_equal_without_the_maps_and_key_memos(tiny_model, monkeypatch):
+    from sklearn_sensloc import _images
+
+    X, boxes, _ = make_scenes(45, seed=3)
+    pipe = Pipeline([("sens", SensitivityTransformer(model=tiny_model, pool=2)),
+                     ("box", BoxRegressor(max_iter=3, random_state=0))])
+    grid = {"sens__aggregation": ["max", "mean"], "box__eta0": [0.01, 0.1]}
+
+    def search():
+        gradient_cache.clear()
+        fitted = GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
+        return fitted.cv_results_["mean_test_score"], fitted.best_estimator_[-1].coef_
+
+    scores, coef = search()
+    assert gradient_cache.maps.info()["hits"] > 0
+    monkeypatch.setattr(gradient_cache.maps, "max_bytes", 0)
+    monkeypatch.setattr(_images.array_keys, "max_bytes", 0)
+    scores_without, coef_without = search()
+    assert gradient_cache.maps.info()["entries"] == 0
+    np.testing.assert_array_equal(scores_without, scores)
+    np.testing.assert_array_equal(coef_without, coef)
+
+
+def test_lru_counts_the_size_it_is_given():
+    cache = GradientCache(max_bytes=0, max_map_bytes=100)
+    cache.maps.put("a", "key of a", size=60)
+    cache.maps.put("b", "key of b", size=60)
+    assert cache.maps.get("a") is None and cache.maps.get("b") == "key of b"
+    assert cache.maps.info()["bytes"] == 60
+    cache.put("gradients", np.zeros(1, np.float32))
+    assert cache.info()["entries"] == 0

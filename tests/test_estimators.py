@@ -1,11 +1,13 @@
 """Box estimators on box targets: BoxRegressor, HeuristicBoxEstimator, CenterBoxBaseline."""
 
+import math
 import pickle
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import Ridge, SGDRegressor
+from sklearn.preprocessing import StandardScaler
 
 from sklearn_sensloc import (
     BoxRegressor,
@@ -187,6 +189,38 @@ class TestBoxRegressor:
         expected = np.vstack([model.coef_ for model in models]) / X.std(axis=0) / np.sqrt(40)
         np.testing.assert_allclose(reg.coef_, expected, rtol=1e-6, atol=1e-9)
         assert reg.n_iter_ == iteration
+
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    def test_default_sgd_equals_sgdregressor_partial_fit_bit_for_bit(self, dtype):
+        # The defaults (step schedule, 10 epochs, one mini-batch per epoch):
+        # one public SGDRegressor.partial_fit per learning rate and coordinate,
+        # on the scaled rows of the epochs at that rate, gives the same model.
+        X, boxes = linear_boxes(n_samples=150, n_features=36)
+        X = np.abs(X).astype(dtype)
+        reg = BoxRegressor(flip=False, power=1, random_state=4).fit(X, boxes)
+        rng = np.random.RandomState(4)
+        models = [
+            SGDRegressor(learning_rate="constant", alpha=1e-3, average=True, shuffle=False,
+                         random_state=np.random.RandomState(rng.randint(np.iinfo(np.int32).max)))
+            for _ in range(4)
+        ]
+        orders = [rng.permutation(len(X)) for _ in range(10)]
+        for eta, epochs in [(0.1, orders[:4]), (0.01, orders[4:8]), (0.001, orders[8:])]:
+            rows = np.concatenate(epochs)
+            scaled = X[rows]
+            scaled -= reg.scaler_.mean_
+            scaled /= reg.scaler_.scale_
+            scaled *= 1 / math.sqrt(X.shape[1])  # a Python float, as BoxRegressor scales by
+            for column, model in enumerate(models):
+                model.eta0 = eta
+                model.partial_fit(scaled, boxes[rows, column])
+        coef = np.vstack([model.coef_ for model in models])
+        np.testing.assert_array_equal(reg.coef_, coef * (1 / np.sqrt(36) / reg.scaler_.scale_))
+        scaler = StandardScaler().fit(X)
+        np.testing.assert_allclose(reg.scaler_.mean_, scaler.mean_, rtol=1e-12)
+        np.testing.assert_allclose(reg.scaler_.scale_, scaler.scale_, rtol=1e-6)
+        assert reg.scaler_.n_features_in_ == 36 and reg.scaler_.n_samples_seen_ == 150
+
 
     @pytest.mark.parametrize(
         "bad_row, message",

@@ -21,7 +21,7 @@ PACKAGE = Path(sklearn_sensloc.__file__).parent
 OTHER_LIBRARIES = {
     "_regressor.py": {
         # scikit-learn's SGDRegressor: its checks made once per fit, not once per mini-batch.
-        "_validate_params", "_more_validate_params", "_partial_fit",
+        "_validate_params", "_more_validate_params", "_allocate_parameter_mem", "_fit_regressor",
     },
     "_engine/_targets.py": {
         # Keras' record of where a nested model is called, which has no public

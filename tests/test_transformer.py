@@ -139,6 +139,41 @@ def test_pooling_and_normalization():
     np.testing.assert_allclose(standard.std(axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.parametrize("normalize", ["max", "sum", "standard", None])
+def test_a_map_depends_on_its_own_gradients_only(normalize):
+    # What lets the gradient cache keep maps per image: made in any batch, a
+    # map is the same, bit for bit.
+    from sklearn_sensloc._maps import sensitivity_maps
+
+    rng = np.random.default_rng(7)
+    gradients = np.abs(rng.standard_normal((9, 30, 28, 3))).astype(np.float32)
+    gradients *= 10.0 ** rng.uniform(-6, 2, (9, 1, 1, 1)).astype(np.float32)
+    for aggregation in ("max", "mean"):
+        for pool in (1, 3, 4, 9):
+            whole = sensitivity_maps(gradients, aggregation, pool, normalize)
+            for part in (slice(0, 1), slice(2, 7), slice(8, 9)):
+                np.testing.assert_array_equal(
+                    sensitivity_maps(gradients[part], aggregation, pool, normalize), whole[part]
+                )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [1, 2, 3, 4, 7, 8, 9, 16])
+def test_block_sums_are_reduceats_bit_for_bit(pool, dtype):
+    from sklearn_sensloc._maps import block_sums
+
+    rng = np.random.default_rng(pool)
+    for height, width in [(64, 64), (10, 13), (pool, 1), (1, 2 * pool + 1)]:
+        # Magnitudes over many decades, where the order of the additions shows.
+        maps = (rng.exponential(size=(3, height, width)) * 10.0 ** rng.uniform(-6, 3, (3, 1, 1)))
+        maps = maps.astype(dtype)
+        for axis in (1, 2):
+            expected = np.add.reduceat(maps, np.arange(0, maps.shape[axis], pool), axis=axis)
+            sums = block_sums(maps, pool, axis)
+            assert sums.dtype == expected.dtype
+            np.testing.assert_array_equal(sums, expected)
+
+
 @pytest.mark.backends
 @pytest.mark.parametrize("normalize", ["max", "sum", "standard", None])
 def test_zero_gradient_maps_stay_finite(normalize):
