@@ -334,10 +334,10 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         ``image_keys``: the keys of the images of ``source`` when already known;
         ``starts``: the first indices of the batches wanted, by default all. On
         an accelerator the next batch is read and computed in a thread while
-        the caller turns this one into maps: the device does not wait for the host.
+        the caller turns this one into maps (``computes_ahead`` of the engine).
         """
         batches = self._stored_or_computed_batches(source, image_keys, starts)
-        return ahead(batches) if self.gradient_engine().on_accelerator else batches
+        return ahead(batches) if self.gradient_engine().computes_ahead else batches
 
     def _stored_or_computed_batches(self, source, image_keys, starts):
         engine = self.gradient_engine()

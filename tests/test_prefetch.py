@@ -63,33 +63,43 @@ def test_leaving_early_stops_the_producer_and_cleans_up(how):
 
 
 
+@pytest.mark.backends
+def test_batches_run_ahead_only_on_an_accelerator_with_a_backend_that_leaves_python(tiny_model):
+    from sklearn_sensloc import SensitivityTransformer
+    from sklearn_sensloc._engine import accelerators, backend_name
+
+    engine = SensitivityTransformer(model=tiny_model, cache=False).fit(None).gradient_engine()
+    expected = bool(accelerators()) and backend_name() != "torch"
+    assert engine.computes_ahead is expected
+
+
 @pytest.fixture
-def on_accelerator(tiny_model):
-    """A fitted transformer whose engine believes it runs on a GPU, and one that does not."""
+def transformer_ahead(tiny_model):
+    """A fitted transformer whose engine computes batches ahead, or in turn, as asked."""
     from sklearn_sensloc import SensitivityTransformer
 
-    def fitted(accelerated):
+    def fitted(ahead_or_not):
         sens = SensitivityTransformer(model=tiny_model, batch_size=8, cache=False).fit(None)
         engine = sens.gradient_engine()
-        previous = engine.on_accelerator
-        engine.on_accelerator = accelerated
-        return sens, lambda: setattr(engine, "on_accelerator", previous)
+        previous = engine.computes_ahead
+        engine.computes_ahead = ahead_or_not
+        return sens, lambda: setattr(engine, "computes_ahead", previous)
 
     return fitted
 
 
-def test_maps_made_one_batch_ahead_equal_the_plain_ones(on_accelerator, scenes, tmp_path):
+def test_maps_made_one_batch_ahead_equal_the_plain_ones(transformer_ahead, scenes, tmp_path):
     from conftest import write_png_files
 
     images = scenes[0][:30]
     paths = write_png_files(images, tmp_path)
-    sens, restore = on_accelerator(True)
+    sens, restore = transformer_ahead(True)
     try:
         ahead_maps = sens.transform(paths)
         ahead_gradients = [g for _, g in sens.iter_gradients(images)]
     finally:
         restore()
-    sens, restore = on_accelerator(False)
+    sens, restore = transformer_ahead(False)
     try:
         np.testing.assert_array_equal(ahead_maps, sens.transform(paths))
         plain = [g for _, g in sens.iter_gradients(images)]
@@ -100,13 +110,13 @@ def test_maps_made_one_batch_ahead_equal_the_plain_ones(on_accelerator, scenes, 
         np.testing.assert_array_equal(got, expected)
 
 
-def test_an_unreadable_file_is_named_when_batches_run_ahead(on_accelerator, scenes, tmp_path):
+def test_an_unreadable_file_is_named_when_batches_run_ahead(transformer_ahead, scenes, tmp_path):
     from conftest import write_png_files
 
     paths = write_png_files(scenes[0][:20], tmp_path)
     with open(paths[13], "wb") as stream:
         stream.write(b"not a png")
-    sens, restore = on_accelerator(True)
+    sens, restore = transformer_ahead(True)
     try:
         with pytest.raises(ValueError, match=f"Cannot read image file.*{os.path.basename(paths[13])}"):
             sens.transform(paths)

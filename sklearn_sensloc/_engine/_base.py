@@ -76,9 +76,11 @@ class GradientEngine:
 
     Attributes
     ----------
-    on_accelerator : bool
-        Whether the backend computes on a GPU or TPU. Callers then prepare
-        the next batch while the device computes this one.
+    computes_ahead : bool
+        Whether callers compute the next batch in a thread while they make
+        maps of this one: on a GPU or TPU, with a backend whose calls leave
+        Python (TensorFlow, JAX; not PyTorch's eager dispatch). On a CPU the
+        host and the device are the same cores.
     """
 
     def __init__(
@@ -100,7 +102,9 @@ class GradientEngine:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         self.backend = backend_name()
         self._backend_module = backend_module()
-        self.on_accelerator = bool(self._backend_module.accelerators())
+        self.computes_ahead = self._backend_module.OVERLAPS_HOST and bool(
+            self._backend_module.accelerators()
+        )
         self.model = model
         self.method = method
         self.n_samples = n_samples

@@ -7,6 +7,9 @@ import numpy as np
 #: jit compiles once per input shape: the engine pads calls to a few shapes.
 FIXED_SHAPES = True
 
+#: A call runs one compiled program outside Python's GIL: the host can make maps meanwhile.
+OVERLAPS_HOST = True
+
 
 def gradient(function, inputs):
     """Gradient of the sum of ``function(inputs)[0]`` w.r.t. ``inputs``, and its aux output."""

@@ -6,6 +6,9 @@ import tensorflow as tf
 #: One trace serves every batch shape (free batch axis in the signature).
 FIXED_SHAPES = False
 
+#: A call runs its graph outside Python's GIL: the host can make maps meanwhile.
+OVERLAPS_HOST = True
+
 
 def gradient(function, inputs):
     """Gradient of the sum of ``function(inputs)[0]`` w.r.t. ``inputs``, and its aux output.

@@ -7,6 +7,11 @@ import torch
 #: Eager: nothing is compiled per shape.
 FIXED_SHAPES = False
 
+#: Each operation of the model is dispatched from Python, holding the GIL that
+#: the host's map making needs: on an H200, computing the next batch in a
+#: thread ran 0.92 (batch 32) to 1.08 (batch 128) times as fast as in turn.
+OVERLAPS_HOST = False
+
 
 def gradient(function, inputs):
     """Gradient of the sum of ``function(inputs)[0]`` w.r.t. ``inputs``, and its aux output.
