@@ -46,7 +46,6 @@ from sklearn_sensloc import (
     make_sample_scenes,
 )
 from sklearn_sensloc._engine import GradientEngine
-from sklearn_sensloc._images import array_keys
 
 
 GRIDS = {
@@ -87,8 +86,8 @@ def main():
     engine_call = GradientEngine.__call__
 
     def search():
-        gradient_cache.clear()  # gradients and the maps made from them
-        array_keys.clear()  # and the images' keys: the search meets them first
+        # Gradients, the maps made from them and the images' keys: the search meets them first.
+        gradient_cache.clear()
         counted = []
 
         def counting(engine, images):

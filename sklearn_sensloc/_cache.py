@@ -19,6 +19,9 @@ DEFAULT_MAX_BYTES = 1 << 30
 #: Bound of :attr:`GradientCache.maps`: maps are pooled, so much smaller than gradients.
 DEFAULT_MAX_MAP_BYTES = 1 << 28
 
+#: Bound of :attr:`GradientCache.image_keys`, in bytes of the images' copies.
+DEFAULT_MAX_IMAGE_KEY_BYTES = 1 << 28
+
 
 class BoundedLRU:
     """Thread-safe LRU bounded in bytes.
@@ -96,19 +99,29 @@ class GradientCache(BoundedLRU):
         Gradient lookups answered from the cache, and not.
     maps : BoundedLRU
         Each image's map as ``transform`` returns it, keyed by the map-side
-        parameters with the gradient key (``maps_key``) and the image's key;
-        cleared with the gradients, so that a cleared cache recomputes
-        everything.
+        parameters with the gradient key (``maps_key``) and the image's key.
+    image_keys : BoundedLRU
+        The keys of image arrays met recently, found again by the image's
+        bytes (a copy, taken when first met): a search indexes ``X`` anew for
+        every fold and candidate, so the same images come back in new arrays,
+        and a lookup by their bytes is several times faster than
+        fingerprinting them again. Keyed by content, not by the array object,
+        a changed image never gets its old key.
+
+    All three are cleared together, so that a cleared cache recomputes everything.
     """
 
-    def __init__(self, max_bytes=DEFAULT_MAX_BYTES, max_map_bytes=DEFAULT_MAX_MAP_BYTES):
+    def __init__(self, max_bytes=DEFAULT_MAX_BYTES, max_map_bytes=DEFAULT_MAX_MAP_BYTES,
+                 max_image_key_bytes=DEFAULT_MAX_IMAGE_KEY_BYTES):
         super().__init__(max_bytes)
         self.maps = BoundedLRU(max_map_bytes)
+        self.image_keys = BoundedLRU(max_image_key_bytes)
 
     def clear(self):
-        """Drop every gradient and map and reset the counters."""
+        """Drop every gradient, map and image key, and reset the counters."""
         super().clear()
         self.maps.clear()
+        self.image_keys.clear()
 
 
 #: The cache every SensitivityTransformer with ``cache=True`` shares.

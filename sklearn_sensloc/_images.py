@@ -12,18 +12,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import sparse
 
-from ._cache import BoundedLRU
+from ._cache import gradient_cache
 from ._identity import array_fingerprint, file_fingerprint
 
-#: Keys of image arrays met recently, found again by the image's bytes. A
-#: search indexes ``X`` anew for every fold and candidate, so the same images
-#: come back in new arrays each time; a dict lookup by their bytes (a copy,
-#: taken when first met) hashes and compares them several times faster than
-#: fingerprinting them again, and gives the same key. Being keyed by content,
-#: not by the array object, a changed image is never given its old key.
-array_keys = BoundedLRU(max_bytes=1 << 28)
-
-#: Images larger than this are fingerprinted every time, not kept in ``array_keys``.
+#: Images larger than this are fingerprinted every time, not kept in ``gradient_cache.image_keys``.
 ARRAY_KEYS_MAX_IMAGE_BYTES = 1 << 22
 
 
@@ -66,10 +58,10 @@ class ImageSource:
         if item.nbytes > ARRAY_KEYS_MAX_IMAGE_BYTES:
             return array_fingerprint(item)
         content = (item.dtype.str, item.shape, item.tobytes())
-        key = array_keys.get(content)
+        key = gradient_cache.image_keys.get(content)
         if key is None:
             key = array_fingerprint(item)
-            array_keys.put(content, key, size=item.nbytes)
+            gradient_cache.image_keys.put(content, key, size=item.nbytes)
         return key
 
     def keys(self):

@@ -184,8 +184,6 @@ def test_clearing_the_cache_drops_the_maps_and_no_cache_keeps_none(tiny_model, s
 
 
 def test_search_results_equal_without_the_maps_and_key_memos(tiny_model, monkeypatch):
-    from sklearn_sensloc import _images
-
     X, boxes, _ = make_scenes(45, seed=3)
     pipe = Pipeline([("sens", SensitivityTransformer(model=tiny_model, pool=2)),
                      ("box", BoxRegressor(max_iter=3, random_state=0))])
@@ -199,7 +197,7 @@ def test_search_results_equal_without_the_maps_and_key_memos(tiny_model, monkeyp
     scores, coef = search()
     assert gradient_cache.maps.info()["hits"] > 0
     monkeypatch.setattr(gradient_cache.maps, "max_bytes", 0)
-    monkeypatch.setattr(_images.array_keys, "max_bytes", 0)
+    monkeypatch.setattr(gradient_cache.image_keys, "max_bytes", 0)
     scores_without, coef_without = search()
     assert gradient_cache.maps.info()["entries"] == 0
     np.testing.assert_array_equal(scores_without, scores)

@@ -114,17 +114,17 @@ def test_uint8_arrays_and_their_files_agree(tmp_path):
 
 
 def test_array_keys_follow_the_content_not_the_array():
+    from sklearn_sensloc import gradient_cache
     from sklearn_sensloc._identity import array_fingerprint
-    from sklearn_sensloc._images import array_keys
 
-    array_keys.clear()
+    gradient_cache.clear()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 128, (3, 8, 8, 3), dtype=np.uint8)  # int8 views stay in range
     keys = ImageSource(images).keys()
     assert keys == [array_fingerprint(image) for image in images]
     # The same content in another array: found again, the same keys.
     assert ImageSource(images.copy()).keys() == keys
-    assert array_keys.info()["hits"] == 3
+    assert gradient_cache.image_keys.info()["hits"] == 3
     # Changed in place: the same array object, a new key, the one its content has.
     images[1, 0, 0, 0] ^= 1
     changed = ImageSource(images).keys()
@@ -140,4 +140,4 @@ def test_array_keys_follow_the_content_not_the_array():
     view = images[:, ::2, ::2]
     assert ImageSource(view).keys() == ImageSource(view.copy()).keys()
     assert ImageSource(view).keys() == [array_fingerprint(image) for image in view.copy()]
-    array_keys.clear()
+    gradient_cache.clear()
