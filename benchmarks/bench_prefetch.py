@@ -5,7 +5,8 @@ On a GPU the device's pass is cheap and the host's part of ``transform``
 takes about as long. ``SensitivityTransformer`` therefore reads and computes
 the next batch in a thread while it makes the maps of the current one, when
 its engine runs on an accelerator with a backend whose calls leave Python
-(``GradientEngine.computes_ahead``: TensorFlow and JAX, not PyTorch). This times, side by side in one run and
+(``GradientEngine.computes_ahead``: JAX; not PyTorch, nor TensorFlow until
+measured). This times, side by side in one run and
 per batch, over ``--batches`` batches of VGG16 (random weights, 224 x 224,
 Gestalt target, ``cache=False``):
 

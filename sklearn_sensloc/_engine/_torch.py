@@ -7,10 +7,11 @@ import torch
 #: Eager: nothing is compiled per shape.
 FIXED_SHAPES = False
 
-#: Each operation of the model is dispatched from Python, holding the GIL that
-#: the host's map making needs: on an H200, computing the next batch in a
-#: thread ran 0.92 (batch 32) to 1.08 (batch 128) times as fast as in turn.
-OVERLAPS_HOST = False
+#: Whether, on an accelerator, the next batch is computed in a thread while the
+#: host makes maps of this one: no, each operation of the model is dispatched
+#: from Python, holding the GIL that the map making needs; on an H200 that ran
+#: 0.92 (batch 32) to 1.08 (batch 128) times as fast as in turn.
+COMPUTE_AHEAD = False
 
 
 def gradient(function, inputs):
