@@ -221,7 +221,6 @@ class TestBoxRegressor:
         np.testing.assert_allclose(reg.scaler_.scale_, scaler.scale_, rtol=1e-6)
         assert reg.scaler_.n_features_in_ == 36 and reg.scaler_.n_samples_seen_ == 150
 
-
     @pytest.mark.parametrize(
         "bad_row, message",
         [
