@@ -67,8 +67,8 @@ def measure(model, size, batch_size, n_batches, repeats):
          "ahead": transform(True), "in turn": transform(False)},
         repeats=repeats, warmup=2,
     )
-    per_batch = {name: (median / (n_batches if name in ("ahead", "in turn") else 1),
-                        minimum / (n_batches if name in ("ahead", "in turn") else 1))
+    batches = {"forward": 1, "engine": 1, "ahead": n_batches, "in turn": n_batches}
+    per_batch = {name: (median / batches[name], minimum / batches[name])
                  for name, (median, minimum) in seconds.items()}
     forward = per_batch["forward"]
     from sklearn_sensloc._engine import accelerators
