@@ -591,7 +591,7 @@ def _accelerator():
 
 def _batch_reader(X, on_device):
     """``read(rows)``: the mini-batch of ``X``'s ``rows``, where its products will run."""
-    if on_device and X.shape[0] * X.shape[1] * 4 <= DEVICE_RESIDENT_BYTES:
+    if on_device and X.size * 4 <= DEVICE_RESIDENT_BYTES:
         from keras import ops
 
         # Copied once: copying each mini-batch over instead costs more than its products.

@@ -7,8 +7,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._boxes import check_box_sets, check_boxes
+from .._images import ImageSource
 from .._maps import AGGREGATIONS
-from ._full_maps import image_keys
 
 
 class EvaluationData(NamedTuple):
@@ -48,7 +48,7 @@ def check_data(train_images, train_boxes, test_images, test_boxes, test_labels, 
     index, counted = class_index(test_sets, test_labels, test_difficult, class_names)
     if not counted.any():
         raise ValueError("Every test image has only difficult boxes: nothing to score.")
-    keys = {"train": image_keys(train_images), "test": image_keys(test_images)}
+    keys = {"train": ImageSource(train_images).keys(), "test": ImageSource(test_images).keys()}
     n_overlap = check_overlap(keys["train"], keys["test"], test_images, allow_overlap)
     return EvaluationData(aggregations, sigmas, train_boxes, test_sets, index, counted, keys,
                           n_overlap)

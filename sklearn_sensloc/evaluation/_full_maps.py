@@ -26,11 +26,6 @@ def digest(*parts):
     ))
 
 
-def image_keys(images):
-    """Key of each image: file name, size and date for a path, bytes for an array."""
-    return ImageSource(images).keys()
-
-
 class MapComputer:
     """Full-resolution, max-normalised maps of several aggregations from one backward pass.
 
@@ -99,7 +94,7 @@ class MapComputer:
         parts = [range(start, min(start + size, len(images)))
                  for start in range(0, len(images), size)]
         # Each part's images are keyed once, whatever the number of aggregations.
-        part_images = [image_set_key(image_keys(images[rows.start : rows.stop]))
+        part_images = [image_set_key(ImageSource(images[rows.start : rows.stop]).keys())
                        for rows in parts]
         names = {agg: [f"maps-{self.key(key, agg)}" for key in part_images] for agg in keys}
         self.output.parts.compute_maps(
