@@ -28,6 +28,7 @@ CorLoc (IoU > 0.5). The gap to the exact solution must be under 1 CorLoc point.
     python benchmarks/bench_regressor.py --pools 8 4 --quick  # smaller
     python benchmarks/bench_regressor.py --pools 1 --full-max-iter 50  # both solvers, 50 epochs
     python benchmarks/bench_regressor.py --defaults --pools 8 4  # BoxRegressor() vs 50 epochs
+    python benchmarks/bench_regressor.py --device keras       # mini-batch products on Keras' device
 """
 
 import math
@@ -118,7 +119,7 @@ def blas_floor(X, y, max_iter, batch_size=2048):
 
 
 def device_floor(X, y, max_iter, batch_size=2048):
-    """:func:`blas_floor` on the Keras backend's accelerator, the maps copied there first.
+    """:func:`blas_floor` on the Keras backend's default device, the maps copied there first.
 
     The products go through ``keras.ops`` and the weights update comes back
     to numpy after each, as in the solver; the copy is not timed.
@@ -138,7 +139,8 @@ def device_floor(X, y, max_iter, batch_size=2048):
     return time.perf_counter() - start
 
 
-def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, lstsq_limit):
+def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, lstsq_limit,
+             device="cpu"):
     from sklearn_sensloc import BoxRegressor, CenterBoxBaseline, corloc_score
     from sklearn_sensloc._boxes import to_valid_boxes
 
@@ -149,18 +151,18 @@ def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, l
         # mirrored maps, least-squares boxes), which the exact ridge solution
         # below also solves.
         reg = BoxRegressor(random_state=0, max_iter=epochs, solver=solver, power=1, flip=False,
-                           alpha=1e-4, box_scale=1)
+                           alpha=1e-4, box_scale=1,
+                           device=device if solver == "minibatch" else "cpu")
         start = time.perf_counter()
         reg.fit(maps, boxes)
         row[f"fit_s_{solver}"] = time.perf_counter() - start
         row[f"corloc_{solver}"] = corloc_score(boxes_test, reg.predict(maps_test))
+    row["minibatch_device"] = reg.device_
     row["fit_s"] = row["fit_s_sgd"]
     row["floor_s"] = blas_floor(maps, boxes, max_iter)
     row["minibatch_over_floor"] = row["fit_s_minibatch"] / row["floor_s"]
-    from sklearn_sensloc._engine import accelerators
-
-    if accelerators():
-        # The solver's products ran there: its floor is the device's.
+    if device == "keras":
+        # The solver's products ran on Keras' device: its floor is the device's.
         row["device_floor_s"] = device_floor(maps, boxes, max_iter)
         row["minibatch_over_device_floor"] = row["fit_s_minibatch"] / row["device_floor_s"]
     # Per epoch, so that an SGD run with fewer epochs still compares.
@@ -226,6 +228,8 @@ def main(argv=None):
     parser.add_argument("--lstsq-limit", type=int, default=20000,
                         help="skip np.linalg.lstsq above this many features (SVD time)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "keras"], default="cpu",
+                        help="BoxRegressor(device=...) of the mini-batch solver")
     parser.add_argument("--defaults", action="store_true",
                         help="instead: the default BoxRegressor() against 50 epochs (the "
                         "default until 2026-11-27), side by side at each pool")
@@ -241,10 +245,10 @@ def main(argv=None):
     maps = render_maps(boxes, rng, pools=args.pools)
     maps_test = render_maps(boxes_test, rng, pools=args.pools)
     print(f"rendered {args.n_train}+{args.n_test} maps in {time.perf_counter() - start:.1f} s")
-    # Imports Keras (the mini-batch solver asks it for accelerators) before any timing.
+    # Warms the solver up (with device="keras", the backend's device too) before any timing.
     from sklearn_sensloc import BoxRegressor
 
-    BoxRegressor(solver="minibatch").fit(boxes[:8], boxes[:8])
+    BoxRegressor(solver="minibatch", device=args.device).fit(boxes[:8], boxes[:8])
     if args.defaults:
         rows = [default_epochs(pool, maps[pool], boxes, maps_test[pool], boxes_test)
                 for pool in args.pools]
@@ -256,14 +260,15 @@ def main(argv=None):
     for pool in args.pools:
         sgd_max_iter = args.full_max_iter if pool == 1 else args.max_iter
         row = run_pool(pool, maps[pool], boxes, maps_test[pool], boxes_test, args.max_iter,
-                       sgd_max_iter, args.lstsq_limit)
+                       sgd_max_iter, args.lstsq_limit, args.device)
         rows.append(row)
         print(row, flush=True)
         del maps[pool], maps_test[pool]
     print_table(
         f"BoxRegressor on {args.n_train} synthetic maps, CorLoc (%) on {args.n_test} held out",
         rows,
-        ["pool", "features", "sgd_max_iter", "fit_s_sgd", "max_iter", "fit_s_minibatch", "floor_s",
+        ["pool", "features", "sgd_max_iter", "fit_s_sgd", "max_iter", "fit_s_minibatch",
+         "minibatch_device", "floor_s",
          "minibatch_over_floor", "device_floor_s", "minibatch_over_device_floor",
          "sgd_over_minibatch_per_epoch", "corloc_sgd", "corloc_minibatch",
          "corloc_ridge", "corloc_lstsq", "within_1pt", "minibatch_within_1pt", "corloc_center",

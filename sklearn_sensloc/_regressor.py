@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.linear_model import SGDRegressor
 from sklearn.preprocessing import StandardScaler
-from sklearn.preprocessing._data import _handle_zeros_in_scale
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -36,16 +36,16 @@ SGD_CALL_BYTES = 64 << 20
 SGD_THREADS_MIN_SIZE = 1 << 21
 
 #: Share of the previous step that each step of the mini-batch solver keeps
-#: (heavy-ball momentum): with it, 50 epochs of a few mini-batches come within
-#: a few tenths of a CorLoc point of the exact ridge solution.
+#: (heavy-ball momentum), which lets few updates get close to the exact
+#: solution (docs/benchmarks.rst, "Box regressor: fit time and exactness").
 MINIBATCH_MOMENTUM = 0.9
 
 #: Rows summed at once by the feature scaler, in bytes of features.
 HOST_BLOCK_BYTES = 8 << 20
 
-#: Largest set of maps (float32 bytes) that the mini-batch solver copies to an
-#: accelerator once per fit; above it each mini-batch is copied in turn.
-DEVICE_RESIDENT_BYTES = 2 << 30
+#: Standard deviations below this many machine epsilons are taken as zero:
+#: such a feature is constant, and is left unscaled.
+CONSTANT_SCALE_EPS = 10
 
 
 class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
@@ -54,8 +54,8 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     With ``solver="sgd"``, four :class:`~sklearn.linear_model.SGDRegressor`
     models, one per coordinate, make per-sample updates over mini-batches.
     With ``solver="minibatch"``, the paper's mini-batch SGD: one update per
-    mini-batch for the four coordinates at once: two matrix products, on the
-    Keras backend's GPU where there is one, else with numpy. Both
+    mini-batch for the four coordinates at once: two matrix products, with
+    numpy, or on the Keras backend's device with ``device="keras"``. Both
     minimize the squared error plus ``alpha`` times half the squared norm of
     the weights. Predictions are turned into valid boxes: clipped to ``[0, 1]``
     with ordered corners.
@@ -65,8 +65,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     root), which lets a linear model weigh the broad shape of the map rather
     than its few brightest pixels, and, when the features read as a map, the
     training maps are mirrored left to right with their boxes, which doubles
-    the training set at no labelling cost. On genuine photos both helped;
-    ``power=1, flip=False`` is the paper's regression.
+    the training set at no labelling cost. On genuine photos both helped
+    (see the user guide's results on real photos); ``power=1, flip=False``
+    is the paper's regression.
 
     Least squares predicts the mean of each corner, but CorLoc asks for an
     IoU above 0.5, which forgives a box too large more than one too small: a
@@ -107,14 +108,14 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     max_iter : int or "auto", default="auto"
         Passes (epochs) over the data in ``fit``. ``"auto"``: 10 with
         ``solver="sgd"``, whose averaged per-sample updates have converged by
-        then (on genuine photos 10, 20 and 50 epochs scored the same, and 10
-        is five times faster than 50), and 50 with ``solver="minibatch"``,
-        which makes one update per mini-batch.
+        then (more epochs scored the same on genuine photos, at a multiple of
+        the time: see the user guide's benchmarks), and 50 with
+        ``solver="minibatch"``, which makes one update per mini-batch.
     alpha : float, default=1e-3
-        L2 penalty per sample, on the scaled features. 1e-3 was best on
-        genuine photos (the shared VOC split, 1,000 to 3,000 training maps
-        at 784 to 3,136 features); the paper's unregularized fit overfits
-        them.
+        L2 penalty per sample, on the scaled features. The paper's
+        unregularized fit overfits the thousands of noisy features of
+        sensitivity maps; the default was chosen on genuine photos (see the
+        user guide's results on real photos).
     average : bool, default=True
         Average the SGD weights (ASGD): the averaged solution is much closer to
         the least-squares one at no extra cost. The mini-batch solver averages
@@ -129,10 +130,20 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     solver : {"sgd", "minibatch"}, default="sgd"
         ``"sgd"``: :class:`~sklearn.linear_model.SGDRegressor`'s per-sample
         updates; ``"minibatch"``: one update per mini-batch, as matrix products
-        with heavy-ball momentum (0.9), much faster on large maps. Being one
-        update per mini-batch, it needs on the order of 150 of them (the
-        50 epochs of ``max_iter="auto"`` on 5,000 maps); on a few hundred maps, raise
+        with heavy-ball momentum, much faster on large maps. Being one
+        update per mini-batch, it needs many more epochs than per-sample
+        updates on few maps: with a few mini-batches per epoch, raise
         ``max_iter`` or lower ``batch_size``.
+    device : {"cpu", "keras"}, default="cpu"
+        Where the mini-batch solver's matrix products run; only this
+        parameter decides, never the machine. ``"cpu"``: with numpy, the
+        same result on every machine. ``"keras"``: with ``keras.ops`` on the
+        Keras backend's default device (its first GPU or TPU when it sees
+        one, else its CPU), in float32, the maps copied there once per fit
+        when they fit in 2 GiB; the coefficients equal the numpy ones to
+        float32 precision. ``solver="sgd"`` runs on the CPU only and takes
+        ``"cpu"``. The rule for a search on a GPU: ``solver="minibatch",
+        device="keras"``.
     power : float, default=0.5
         Exponent applied to every feature (keeping its sign) before scaling;
         1 leaves the maps as they are.
@@ -145,11 +156,10 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         Shape of one flattened map, for ``flip``. None: square maps.
     box_scale : float, default=1.1
         Factor applied to the width and height of every predicted box, about
-        its center, before the box is clipped to the image. On genuine photos
-        (the shared VOC split, class score and Gestalt Total) 1.1 added 3 to 4
-        CorLoc points in 5-fold cross-validation on the training photos and 2
-        to 4 on the validation photos; 1 is the least-squares box. It changes
-        predictions only, not the fit.
+        its center, before the box is clipped to the image; 1 is the
+        least-squares box. The default was chosen on genuine photos (see the
+        user guide's results on real photos). It changes predictions only,
+        not the fit.
 
     Attributes
     ----------
@@ -164,6 +174,10 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         Intercepts in the same units.
     flips_ : bool
         Whether mirrored maps were added to the training data.
+    device_ : str
+        Where the last fit's products ran: ``"cpu"`` with numpy (and always
+        with ``solver="sgd"``), else the Keras backend's name of its device,
+        such as ``"gpu:0"``, ``"cuda:0"`` or ``"cpu:0"``.
     n_iter_ : int
         Mini-batch iterations done so far.
     n_features_in_ : int
@@ -180,8 +194,9 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     >>> reg = BoxRegressor(random_state=0).fit(X, boxes)
     >>> reg.predict(X[:2]).shape
     (2, 4)
-    >>> BoxRegressor(solver="minibatch", random_state=0).fit(X, boxes).predict(X[:2]).shape
-    (2, 4)
+    >>> minibatch = BoxRegressor(solver="minibatch", random_state=0).fit(X, boxes)
+    >>> minibatch.predict(X[:2]).shape, minibatch.device_
+    ((2, 4), 'cpu')
     """
 
     _parameter_constraints = {
@@ -197,6 +212,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "solver": [StrOptions({"sgd", "minibatch"})],
+        "device": [StrOptions({"cpu", "keras"})],
         "power": [Interval(Real, 0, None, closed="neither")],
         "flip": ["boolean", StrOptions({"auto"})],
         "map_shape": [tuple, list, None],
@@ -217,6 +233,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         shuffle=True,
         random_state=None,
         solver="sgd",
+        device="cpu",
         power=0.5,
         flip="auto",
         map_shape=None,
@@ -234,6 +251,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self.shuffle = shuffle
         self.random_state = random_state
         self.solver = solver
+        self.device = device
         self.power = power
         self.flip = flip
         self.map_shape = map_shape
@@ -370,6 +388,11 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                 f"learning_rate={self.learning_rate!r} is a schedule of solver='sgd'; "
                 f"solver={self.solver!r} takes 'step' or 'constant'."
             )
+        if self.solver == "sgd" and self.device != "cpu":
+            raise ValueError(
+                f"device={self.device!r} runs the products of solver='minibatch'; "
+                "solver='sgd' runs on the CPU: set solver='minibatch' or device='cpu'."
+            )
         self.scaler_ = _standard_scaler(X) if self.scale_features else None
         self._norm = 1.0 / math.sqrt(X.shape[1])
         # The scaling as one shift and one factor per feature.
@@ -384,6 +407,7 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
 
     def _start_sgd(self, X, rng):
         schedule = "constant" if self.learning_rate == "step" else self.learning_rate
+        self.device_ = "cpu"
         self.estimators_ = [
             SGDRegressor(
                 learning_rate=schedule,
@@ -398,18 +422,6 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
             )
             for _ in BOX_COLUMNS
         ]
-        # What SGDRegressor.partial_fit does on its first call before its
-        # updates: check the parameters (the four differ only in their
-        # random_state, a RandomState instance: checking one checks them all)
-        # and allocate the weights. X and y were checked (finite included)
-        # once by _check_data: _sgd_call goes straight to the updates.
-        self.estimators_[0]._validate_params()
-        self.estimators_[0]._more_validate_params(for_partial_fit=True)
-        for estimator in self.estimators_:
-            estimator._allocate_parameter_mem(
-                n_classes=1, n_features=X.shape[1], input_dtype=X.dtype
-            )
-            estimator.n_features_in_ = X.shape[1]
 
     def _start_minibatch(self, X):
         n_features = X.shape[1]
@@ -475,19 +487,19 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         X_scaled = np.ascontiguousarray(X[rows] if prescaled else self._scaled(X[rows]))
         # Boxes and (unit) weights as SGDRegressor.partial_fit makes them: in X's dtype.
         targets = np.ascontiguousarray(y[rows].T, dtype=X_scaled.dtype)
-        sample_weight = np.ones(len(rows), dtype=X_scaled.dtype)
+        # X and y were checked once, finite included, by _check_data, and the
+        # parameters by fit: each call (in this thread or another, whose
+        # scikit-learn configuration starts afresh) goes straight to the updates.
+        config = {**get_config(), "assume_finite": True}
 
         def train(column):
             estimator = self.estimators_[column]
             if self.learning_rate == "step":
+                # The public parameter, set as set_params does without
+                # reading the signature again for every call.
                 estimator.eta0 = eta
-            # SGDRegressor.partial_fit less its checks, made once per fit
-            # (by _check_data and _start_sgd): the updates alone.
-            estimator._fit_regressor(
-                X_scaled, targets[column], estimator.alpha, loss=estimator.loss,
-                learning_rate=estimator.learning_rate, sample_weight=sample_weight,
-                max_iter=1,
-            )
+            with config_context(**config):
+                estimator.partial_fit(X_scaled, targets[column])
 
         if X_scaled.size < SGD_THREADS_MIN_SIZE:
             list(map(train, range(len(BOX_COLUMNS))))
@@ -508,9 +520,14 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
 
     def _run_minibatch(self, X, y, batches, step_size):
         state = self._minibatch
-        on_device = _accelerator()
-        products = _device_products if on_device else _host_products
-        read_batch = _batch_reader(X, on_device)
+        if self.device == "keras":
+            # Imported here: Keras is needed only when asked for.
+            from . import _keras_products
+
+            read_batch = _keras_products.resident_reader(X) or _host_batch_reader(X)
+            products, self.device_ = _keras_products.products, _keras_products.default_device()
+        else:
+            read_batch, products, self.device_ = _host_batch_reader(X), _host_products, "cpu"
         # float32 like the maps: a float64 factor would make numpy copy them.
         shift, factor = self._shift.astype(np.float32), self._factor.astype(np.float32)[:, None]
         for rows in batches:
@@ -556,10 +573,11 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
 def _standard_scaler(X):
     """``StandardScaler().fit(X)``, with its statistics summed a block of rows at a time.
 
-    The same mean and variance, in float64, without a float64 copy of ``X``:
-    on 5,000 float32 maps of 224 x 224, 2 s instead of StandardScaler's 14 s
-    on 2 cores. The blocks are summed on every core (numpy releases the GIL),
-    and their sums added in order: the same result on any number of cores.
+    The same mean and variance, in float64, without a float64 copy of ``X``,
+    several times faster on large maps (docs/benchmarks.rst, "Box regressor: fit time
+    and exactness").
+    The blocks are summed on every core (numpy releases the GIL), and their
+    sums added in order: the same result on any number of cores.
     """
     step = max(1, HOST_BLOCK_BYTES // (X.shape[1] * X.itemsize))
     blocks = [X[start : start + step] for start in range(0, len(X), step)]
@@ -569,7 +587,9 @@ def _standard_scaler(X):
     scaler = StandardScaler()
     scaler.n_features_in_ = X.shape[1]
     scaler.mean_, scaler.var_ = mean, var
-    scaler.scale_ = _handle_zeros_in_scale(np.sqrt(var))
+    scale = np.sqrt(var)
+    scale[scale < CONSTANT_SCALE_EPS * np.finfo(scale.dtype).eps] = 1.0
+    scaler.scale_ = scale
     scaler.n_samples_seen_ = len(X)
     return scaler
 
@@ -582,21 +602,8 @@ def _summed(function, blocks):
         return sum(pool.map(function, blocks))
 
 
-def _accelerator():
-    """Whether the Keras backend has a GPU or TPU to run the mini-batch products on."""
-    from ._engine import accelerators
-
-    return bool(accelerators())
-
-
-def _batch_reader(X, on_device):
-    """``read(rows)``: the mini-batch of ``X``'s ``rows``, where its products will run."""
-    if on_device and X.size * 4 <= DEVICE_RESIDENT_BYTES:
-        from keras import ops
-
-        # Copied once: copying each mini-batch over instead costs more than its products.
-        resident = ops.convert_to_tensor(X, dtype="float32")
-        return lambda rows: ops.take(resident, ops.convert_to_tensor(rows), axis=0)
+def _host_batch_reader(X):
+    """``read(rows)``: the mini-batch of ``X``'s ``rows``, in one reused buffer."""
     buffer = np.empty((0, X.shape[1]), X.dtype)
 
     def read(rows):
@@ -615,14 +622,3 @@ def _host_products(X_batch, weights, offset, y_batch):
     residual = (X_batch @ weights + offset - y_batch).astype(np.float32)
     # (residual.T @ X).T: transposing the small factor, not the mini-batch.
     return (residual.T @ X_batch).T, residual.sum(axis=0)
-
-
-def _device_products(X_batch, weights, offset, y_batch):
-    """The same as :func:`_host_products`, on the Keras backend's accelerator."""
-    from keras import ops
-
-    X_batch = ops.convert_to_tensor(X_batch, dtype="float32")
-    shift = ops.convert_to_tensor((offset - y_batch).astype(np.float32))
-    residual = ops.matmul(X_batch, ops.convert_to_tensor(weights)) + shift
-    product = ops.transpose(ops.matmul(ops.transpose(residual), X_batch))
-    return ops.convert_to_numpy(product), ops.convert_to_numpy(ops.sum(residual, axis=0))

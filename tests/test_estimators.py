@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -305,19 +306,35 @@ class TestMiniBatchSolver:
 
     @pytest.mark.backends
     @pytest.mark.parametrize("resident_bytes", [2 << 30, 0], ids=["maps-on-device", "per-batch"])
-    def test_accelerator_path_equals_the_numpy_path(self, monkeypatch, resident_bytes):
-        from sklearn_sensloc import _regressor
+    def test_keras_device_equals_the_numpy_path(self, monkeypatch, resident_bytes):
+        from sklearn_sensloc import _keras_products
 
-        # Every backend says whether it has a device for the products.
-        assert isinstance(_regressor._accelerator(), bool)
         X, boxes = linear_boxes(n_samples=300)
         on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
-        # The keras.ops path, run on this machine's CPU: the maps copied to the
-        # device once, or each mini-batch in turn.
-        monkeypatch.setattr(_regressor, "_accelerator", lambda: True)
-        monkeypatch.setattr(_regressor, "DEVICE_RESIDENT_BYTES", resident_bytes)
-        on_device = clone(on_host).fit(X, boxes)
+        assert on_host.device_ == "cpu"
+        # The keras.ops path, on the backend's default device (this machine's
+        # CPU in CI): the maps copied to the device once, or each mini-batch in turn.
+        monkeypatch.setattr(_keras_products, "RESIDENT_BYTES", resident_bytes)
+        on_device = clone(on_host).set_params(device="keras").fit(X, boxes)
+        assert on_device.device_ == _keras_products.default_device()
+        assert on_device.device_.split(":")[0] in {"cpu", "gpu", "cuda", "tpu", "mps"}
         np.testing.assert_allclose(on_device.coef_, on_host.coef_, rtol=1e-4, atol=1e-6)
+
+    def test_the_device_is_the_users_choice_never_the_machines(self, monkeypatch):
+        import sklearn_sensloc
+
+        # Any import of the device module fails: the default path must not need it.
+        monkeypatch.delattr(sklearn_sensloc, "_keras_products", raising=False)
+        monkeypatch.setitem(sys.modules, "sklearn_sensloc._keras_products", None)
+        X, boxes = linear_boxes(n_samples=100)
+        for solver in ("sgd", "minibatch"):
+            assert BoxRegressor(solver=solver, max_iter=2).fit(X, boxes).device_ == "cpu"
+        with pytest.raises(ImportError):
+            BoxRegressor(solver="minibatch", device="keras", max_iter=2).fit(X, boxes)
+        with pytest.raises(ValueError, match="solver='sgd' runs on the CPU"):
+            BoxRegressor(device="keras").fit(X, boxes)
+        with pytest.raises(ValueError, match="device"):
+            BoxRegressor(solver="minibatch", device="gpu").fit(X, boxes)
 
     def test_solver_and_its_schedules_are_validated(self):
         X, boxes = linear_boxes(n_samples=20)
@@ -387,6 +404,23 @@ class TestHeuristicBoxEstimator:
         assert (auto.sigma_, auto.fraction_) != (0.0, 0.1)
         assert len(auto.grid_scores_) == len(SIGMA_GRID) * len(TOP_FRACTION_GRID)
         assert max(row["corloc"] for row in auto.grid_scores_) == 100.0
+
+    def test_iou_threshold_is_the_corloc_rule_of_the_choice(self):
+        rng = np.random.default_rng(0)
+        maps = rng.random((30, 16, 16)) * 0.05
+        maps[:, 2:14, 4:12] += rng.random((30, 12, 8))
+        flat = maps.reshape(30, -1)
+        boxes = np.tile([4 / 16, 2 / 16, 12 / 16, 14 / 16], (30, 1))
+        grids = {}
+        for threshold in (0.3, 0.5, 0.7):
+            est = HeuristicBoxEstimator(sigma=0, iou_threshold=threshold).fit(flat, boxes)
+            grids[threshold] = [row["corloc"] for row in est.grid_scores_]
+            for row in est.grid_scores_:
+                fixed = HeuristicBoxEstimator(sigma=0, top_fraction=row["fraction"]).fit(flat)
+                assert row["corloc"] == pytest.approx(corloc_score(boxes, fixed.predict(flat), threshold))
+        assert grids[0.3] != grids[0.5] != grids[0.7]
+        with pytest.raises(ValueError, match="iou_threshold"):
+            HeuristicBoxEstimator(iou_threshold=1).fit(flat, boxes)
 
     def test_max_fraction_with_largest_region_is_the_cam_rule(self):
         maps = np.zeros((1, 20, 20))
