@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BoxEstimatorMixin
 from ._boxes import box_iou, check_boxes
@@ -34,7 +34,8 @@ class HeuristicBoxEstimator(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
     ``region="largest"``, containing the largest connected region of them).
 
     With the defaults, ``fit`` chooses ``sigma`` and the fraction on a grid,
-    by CorLoc on the training boxes: on genuine photos the best smoothing
+    by CorLoc on the training boxes (a hit: IoU > ``iou_threshold``): on
+    genuine photos the best smoothing
     depends on the classifier and the map size, and the paper's fixed
     ``sigma=20, top_fraction=0.2`` scored below the center box (see the
     user guide's results on real photos). Numbers fix them, as in the paper.
@@ -60,6 +61,13 @@ class HeuristicBoxEstimator(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         maximum instead of a fixed share of the pixels; with
         ``region="largest"`` this is the usual CAM box rule. ``"auto"``:
         chosen by ``fit`` among :data:`MAX_FRACTION_GRID`.
+    iou_threshold : float, default=0.5
+        The CorLoc rule by which ``fit`` chooses what is ``"auto"``: a
+        training box is a hit when its IoU with the true box is strictly
+        greater than this, as in :func:`~sklearn_sensloc.corloc_score`. Unused
+        when nothing is ``"auto"``; ``score`` is CorLoc at 0.5 for every box
+        estimator (:class:`~sklearn_sensloc.CorLocScorer` scores at any
+        threshold).
 
     Attributes
     ----------
@@ -103,15 +111,17 @@ class HeuristicBoxEstimator(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         "map_shape": [tuple, list, None],
         "region": [StrOptions({"all", "largest"})],
         "max_fraction": [Interval(Real, 0, 1, closed="right"), StrOptions({"auto"}), None],
+        "iou_threshold": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(self, sigma="auto", top_fraction="auto", map_shape=None, region="all",
-                 max_fraction=None):
+                 max_fraction=None, iou_threshold=0.5):
         self.sigma = sigma
         self.top_fraction = top_fraction
         self.map_shape = map_shape
         self.region = region
         self.max_fraction = max_fraction
+        self.iou_threshold = iou_threshold
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -153,7 +163,9 @@ class HeuristicBoxEstimator(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
                 smoothed = _smooth(maps, sigma)
                 for j, value in enumerate(fractions):
                     predicted = self._boxes(smoothed, value)
-                    hits[i, j] += np.count_nonzero(box_iou(truth, predicted) > 0.5)
+                    hits[i, j] += np.count_nonzero(
+                        box_iou(truth, predicted) > self.iou_threshold
+                    )
         scores = 100.0 * hits / len(X)
         self.grid_scores_ = [
             {"sigma": sigma, "fraction": value, "corloc": float(scores[i, j])}
@@ -280,8 +292,8 @@ class CenterBoxBaseline(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self : CenterBoxBaseline
         """
         boxes = check_boxes(y)
-        if _num_samples(X) != len(boxes):
-            raise ValueError(f"X has {_num_samples(X)} samples but y has {len(boxes)} boxes.")
+        if _count(X) != len(boxes):
+            raise ValueError(f"X has {_count(X)} samples but y has {len(boxes)} boxes.")
         half = (boxes[:, 2:] - boxes[:, :2]).mean(axis=0) / 2
         self.box_ = np.concatenate([0.5 - half, 0.5 + half])
         return self
@@ -298,13 +310,27 @@ class CenterBoxBaseline(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         boxes : ndarray of shape (n_samples, 4)
         """
         check_is_fitted(self)
-        return np.tile(self.box_, (_num_samples(X), 1))
+        return np.tile(self.box_, (_count(X), 1))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Like DummyRegressor: X is only counted, so any content is accepted.
         tags.input_tags = replace(tags.input_tags, allow_nan=True, sparse=True, three_d_array=True)
         return tags
+
+
+def _count(X):
+    """The number of samples in ``X``: its first axis, or its length."""
+    shape = getattr(X, "shape", None)
+    if shape is None and not hasattr(X, "__len__") and hasattr(X, "__array__"):
+        shape = np.asarray(X).shape
+    if shape:
+        return int(shape[0])
+    if not hasattr(X, "__len__") or isinstance(X, str):
+        raise TypeError(
+            f"X must be a sequence or an array of samples; got {type(X).__name__}."
+        )
+    return len(X)
 
 
 def _map_shape(map_shape, n_features):

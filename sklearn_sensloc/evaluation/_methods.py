@@ -57,11 +57,12 @@ def predict_boxes(output, maps_keys, train_maps, test_maps, train_boxes, n_test,
             lambda pooled=pooled: learned_step(regressor, pooled()[0], train_boxes, pooled()[1]),
         )
         predictions[f"learned ({agg})"] = np.asarray(learned[agg]["test_boxes"])
-        key = digest(maps_key, boxes_key, pool, SIGMA_GRID, TOP_FRACTION_GRID)
+        key = digest(maps_key, boxes_key, pool, SIGMA_GRID, TOP_FRACTION_GRID, iou_threshold)
         default[agg] = output.step(
             f"heuristic-default-{agg}", key,
             lambda pooled=pooled, map_shape=map_shape: default_heuristic_step(
-                pooled()[0], train_boxes, pooled()[1], pooled_shape(map_shape, pool)),
+                pooled()[0], train_boxes, pooled()[1], pooled_shape(map_shape, pool),
+                iou_threshold),
         )
         predictions[f"heuristic ({agg}, default)"] = np.asarray(default[agg]["test_boxes"])
         key = digest(maps_key, boxes_key, sigmas, top_fraction, iou_threshold)
@@ -90,9 +91,10 @@ def learned_step(regressor, train_features, train_boxes, test_features):
     return {"test_boxes": boxes.tolist(), "seconds_per_image": elapsed / len(boxes)}
 
 
-def default_heuristic_step(train_features, train_boxes, test_features, map_shape):
+def default_heuristic_step(train_features, train_boxes, test_features, map_shape, iou_threshold):
     """``HeuristicBoxEstimator()`` as a Pipeline after the transformer uses it: pooled maps."""
-    est = HeuristicBoxEstimator(map_shape=map_shape).fit(train_features, train_boxes)
+    est = HeuristicBoxEstimator(map_shape=map_shape, iou_threshold=iou_threshold)
+    est.fit(train_features, train_boxes)
     return {"test_boxes": est.predict(test_features).tolist(), "sigma": est.sigma_,
             "top_fraction": est.fraction_}
 
