@@ -16,15 +16,17 @@ class BoxEstimatorMixin:
         y : array-like of shape (n, 4), or list of (k_i, 4) arrays
             True boxes; with several per image a prediction is correct when it
             matches any of them (IoU > 0.5).
-        sample_weight : ignored
-            Accepted for compatibility with scikit-learn's API.
+        sample_weight : array-like of shape (n,), default=None
+            Weight of each image: CorLoc is then the weighted share of the
+            images correctly localized. None weighs every image equally.
 
         Returns
         -------
         corloc : float
-            Percentage of images whose predicted box has IoU > 0.5 with a true box.
+            Percentage of images (by weight) whose predicted box has IoU > 0.5
+            with a true box.
         """
-        return corloc_score(y, self.predict(X))
+        return corloc_score(y, self.predict(X), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

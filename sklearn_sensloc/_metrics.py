@@ -5,7 +5,7 @@ import numpy as np
 from ._boxes import box_iou, check_box_sets, check_boxes
 
 
-def corloc_score(y_true, y_pred, iou_threshold=0.5):
+def corloc_score(y_true, y_pred, iou_threshold=0.5, sample_weight=None):
     """Correct localization (CorLoc), in percent.
 
     An image counts as correctly localized when its predicted box has an
@@ -24,20 +24,47 @@ def corloc_score(y_true, y_pred, iou_threshold=0.5):
         The IoU a prediction must exceed. The rule is ``IoU > threshold``, as
         in the paper; an IoU of exactly 0.5 is *not* a hit (wsolevaluation
         uses ``>=``).
+    sample_weight : array-like of shape (n,), default=None
+        Non-negative weight of each image: CorLoc is then the weighted share
+        of correctly localized images. None weighs every image equally.
 
     Returns
     -------
     corloc : float
-        Percentage of correctly localized images, in ``[0, 100]``.
+        Percentage of correctly localized images (by weight), in ``[0, 100]``.
 
     Examples
     --------
     >>> from sklearn_sensloc import corloc_score
     >>> truth = [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]]
-    >>> corloc_score(truth, [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 0.5, 1.0]])
+    >>> pred = [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 0.5, 1.0]]
+    >>> corloc_score(truth, pred)
     50.0
+    >>> corloc_score(truth, pred, sample_weight=[3, 1])
+    75.0
     """
-    return float(100.0 * correct_localizations(y_true, y_pred, iou_threshold).mean())
+    hits = correct_localizations(y_true, y_pred, iou_threshold)
+    if sample_weight is None:
+        return float(100.0 * hits.mean())
+    return float(100.0 * np.average(hits, weights=_check_weights(sample_weight, len(hits))))
+
+
+def _check_weights(sample_weight, n_images):
+    """``sample_weight`` as a float array of ``n_images`` non-negative weights of positive sum."""
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"sample_weight must be numbers, one per image ({error}).") from None
+    if weights.ndim != 1 or len(weights) != n_images:
+        raise ValueError(
+            f"sample_weight must hold one weight per image: {n_images} images, "
+            f"got shape {weights.shape}."
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("sample_weight must be finite and non-negative.")
+    if n_images and not weights.sum() > 0:
+        raise ValueError("sample_weight sums to zero: no image would count.")
+    return weights
 
 
 def corloc_interval(hits, confidence=0.95):
@@ -152,10 +179,7 @@ class CorLocScorer:
         self.iou_threshold = iou_threshold
 
     def __call__(self, estimator, X, y, sample_weight=None):
-        if sample_weight is not None:
-            hits = correct_localizations(y, estimator.predict(X), self.iou_threshold)
-            return float(100.0 * np.average(hits, weights=sample_weight))
-        return corloc_score(y, estimator.predict(X), self.iou_threshold)
+        return corloc_score(y, estimator.predict(X), self.iou_threshold, sample_weight)
 
     def __repr__(self):
         return f"CorLocScorer(iou_threshold={self.iou_threshold!r})"

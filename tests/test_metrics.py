@@ -602,6 +602,40 @@ def test_sample_weight_gives_weighted_mean():
     assert type(scorer(model, X, y, sample_weight=np.ones(4))) is float
 
 
+def test_corloc_score_and_estimator_score_weigh_images():
+    X = np.zeros((4, 1))
+    model = CenterBoxBaseline().fit(X, np.tile([0.25, 0.25, 0.75, 0.75], (4, 1)))
+    y = np.array([[0.25, 0.25, 0.75, 0.75], [0.2, 0.2, 0.8, 0.8], [0, 0, 0.1, 0.1], [0, 0, 1, 1]])
+    pred = model.predict(X)
+    for weights, expected in [(None, 50.0), ([3, 1, 0, 0], 100.0), ([1, 0, 1, 2], 25.0),
+                              ([0.5, 0.25, 0.25, 0.0], 75.0)]:
+        assert corloc_score(y, pred, sample_weight=weights) == pytest.approx(expected)
+        assert model.score(X, y, sample_weight=weights) == pytest.approx(expected)
+        assert CorLocScorer()(model, X, y, sample_weight=weights) == pytest.approx(expected)
+    # Integer weights count an image that many times.
+    repeated = corloc_score(np.repeat(y, [1, 0, 1, 2], axis=0), np.repeat(pred, [1, 0, 1, 2], axis=0))
+    assert corloc_score(y, pred, sample_weight=[1, 0, 1, 2]) == pytest.approx(repeated)
+    # The threshold holds on the weighted path too.
+    assert corloc_score(y, pred, iou_threshold=0.99, sample_weight=[3, 1, 1, 1]) == 50.0
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ([1, 1, 1], r"one weight per image: 4 images, got shape \(3,\)"),
+        ([[1, 1, 1, 1]], r"one weight per image: 4 images, got shape \(1, 4\)"),
+        ([1, -1, 1, 1], "finite and non-negative"),
+        ([1, np.nan, 1, 1], "finite and non-negative"),
+        ([0, 0, 0, 0], "sums to zero"),
+        (["a", 1, 1, 1], "sample_weight must be numbers"),
+    ],
+)
+def test_bad_sample_weight_is_named(weights, match):
+    y = np.tile([0.25, 0.25, 0.75, 0.75], (4, 1))
+    with pytest.raises(ValueError, match=match):
+        corloc_score(y, y, sample_weight=weights)
+
+
 def test_scorer_repr_and_params():
     assert repr(CorLocScorer()) == "CorLocScorer(iou_threshold=0.5)"
     assert repr(CorLocScorer(0.75)) == "CorLocScorer(iou_threshold=0.75)"
