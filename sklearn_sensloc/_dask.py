@@ -37,6 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"sklearn-sensloc's Dask support needs dask[array,dataframe], distributed and dask-ml "
         f"({error}): pip install 'sklearn-sensloc[dask]'."
     ) from error
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -262,9 +263,34 @@ class BoxIncremental(Incremental):
     (3, (60, 4))
     """
 
-    def _fit_for_estimator(self, estimator, X, y, **fit_kwargs):
+    def fit(self, X, y=None, **fit_kwargs):
+        """Fit a clone of ``estimator`` with one ``partial_fit`` per block of ``X``.
+
+        Parameters
+        ----------
+        X : dask array of shape (n, n_features), or array-like
+        y : dask array or DataFrame, or array-like, of shape (n,) or (n, k), or None
+        **fit_kwargs
+            Passed to every ``partial_fit`` call.
+
+        Returns
+        -------
+        self : BoxIncremental
+        """
         if not isinstance(X, da.Array):
-            return super()._fit_for_estimator(estimator, X, y, **fit_kwargs)
+            return super().fit(X, y, **fit_kwargs)
+        return self._fit_blocks(clone(self.estimator), X, y, **fit_kwargs)
+
+    def partial_fit(self, X, y=None, **fit_kwargs):
+        """As :meth:`fit`, continuing from ``estimator_`` when there is one."""
+        if not isinstance(X, da.Array):
+            return super().partial_fit(X, y, **fit_kwargs)
+        estimator = getattr(self, "estimator_", None)
+        return self._fit_blocks(
+            clone(self.estimator) if estimator is None else estimator, X, y, **fit_kwargs
+        )
+
+    def _fit_blocks(self, estimator, X, y, **fit_kwargs):
         fitted = partial_fit_blocks(
             estimator,
             X,
@@ -273,9 +299,10 @@ class BoxIncremental(Incremental):
             random_state=self.random_state,
             **fit_kwargs,
         )
-        from dask_ml._utils import copy_learned_attributes
-
-        copy_learned_attributes(fitted, self)
+        # As Incremental does: the fitted estimator's learned attributes on the wrapper too.
+        for name, value in vars(fitted).items():
+            if name.endswith("_") and not name.startswith("_"):
+                setattr(self, name, value)
         self.estimator_ = fitted
         return self
 
@@ -292,8 +319,10 @@ class BoxIncremental(Incremental):
         """
         if not isinstance(X, da.Array):
             return super().predict(X)
-        estimator = self._postfit_estimator
-        X = self._check_array(X)
+        check_is_fitted(self, "estimator_")
+        estimator = self.estimator_
+        # One block along the features, as every block's predict needs.
+        X = X.rechunk({1: -1}) if X.ndim == 2 else X
         probe = np.asarray(estimator.predict(np.zeros((1, X.shape[1]), dtype=X.dtype)))
         if probe.ndim < 2:
             return super().predict(X)
