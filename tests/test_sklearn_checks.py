@@ -215,9 +215,10 @@ def expected_failures(estimator):
     return EXPECTED_FAILURES.get(type(estimator).__name__, {})
 
 
-@parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=expected_failures, xfail_strict=True
-)
+# Expected failures are strict (an unexpected pass fails): pyproject.toml sets
+# pytest's xfail_strict, which parametrize_with_checks follows on every
+# supported scikit-learn (its own xfail_strict= arrived in 1.8).
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible_estimator(estimator, check, monkeypatch):
     # scikit-learn skips its array-API check with numpy inputs unless this is
     # set; the check only reads it (SciPy, already imported, does not change).
