@@ -289,12 +289,15 @@ def build_parser():
     common.add_argument("--model", default=None,
                         help="a keras.applications ImageNet classifier by name (vgg16, resnet50, "
                              "mobilenet, efficientnetb0, convnexttiny, ...; downloaded by Keras "
-                             "unless --weights), vgg16-hed (offline) or a .keras file (default: "
-                             f"demo: {DEMO_CLASSIFIER} if Keras can download it, else "
+                             "unless --weights), vgg16-hed (offline), a .keras file, or "
+                             "timm:NAME / torchvision:NAME, a PyTorch classifier (the torch "
+                             "extra; runs on KERAS_BACKEND=torch, set for it when unset) "
+                             f"(default: demo: {DEMO_CLASSIFIER} if Keras can download it, else "
                              f"{OFFLINE_MODEL}; evaluate: {DEFAULT_MODEL})")
     common.add_argument("--weights", metavar="FILE", default=None,
                         help="weights file for the architecture named by --model, instead of "
-                             "its download (mobilenet: the width is read from the file)")
+                             "its download (mobilenet: the width is read from the file; "
+                             "timm:/torchvision: a state dict .pth, .pt, .bin or .safetensors)")
     common.add_argument("--preprocessing", choices=("auto", *PREPROCESSINGS), default="auto",
                         help="pixel preprocessing before the network: auto is a named model's "
                              "own and none for a .keras file (default: auto)")
@@ -364,10 +367,14 @@ def build_parser():
 
 def _check_usage(parser, args):
     """Checks that argparse's types cannot express; a failure exits with code 2."""
-    from ._models import DEFAULT_MODEL, check_model
+    from ._models import DEFAULT_MODEL, check_model, library_model
 
     if args.model is None:
         args.model = "auto" if args.command == "demo" and args.weights is None else DEFAULT_MODEL
+    if library_model(args.model) is not None and "keras" not in sys.modules:
+        # A PyTorch classifier picks Keras' backend, unless the user chose one
+        # (which check_model then refuses if it is not PyTorch).
+        os.environ.setdefault("KERAS_BACKEND", "torch")
     if not (args.model == "auto" and args.command == "demo"):
         try:
             check_model(args.model, args.weights)

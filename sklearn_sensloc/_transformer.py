@@ -37,14 +37,19 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : str, path or keras.Model, default="vgg16"
+    model : str, path, keras.Model or torch.nn.Module, default="vgg16"
         A registered name: a ``keras.applications`` ImageNet classifier by its
         lower-case name (``"vgg16"``, ``"resnet50"``, ``"mobilenet"``,
         ``"efficientnetb0"``, ...; Keras downloads its weights when ``fit``
         first needs them, unless ``weights`` is given) or ``"vgg16-hed"``, the
         offline VGG16 backbone (needs the ``offline`` extra); a path to a
         ``.keras`` file (loaded in Keras' safe mode); or a ``keras.Model``
-        taking ``(batch, H, W, 3)`` images.
+        taking ``(batch, H, W, 3)`` images. Under Keras' PyTorch backend
+        (``KERAS_BACKEND=torch``) also a ``torch.nn.Module`` taking
+        ``(batch, 3, H, W)`` batches, or ``"timm:NAME"`` /
+        ``"torchvision:NAME"``, a classifier of those libraries (the ``torch``
+        extra) with the preprocessing and input size it documents; see
+        :ref:`torch_classifiers`.
     target : {"gestalt", "class"}, int or str, default="gestalt"
         ``"gestalt"``: the Gestalt Total, mean activation of the last
         convolutional layer; ``"class"``: score of the predicted class; an int:
@@ -90,7 +95,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     weights : str, path or None, default=None
         For a registered name: a weights file of that architecture to use
         instead of the downloaded ImageNet weights (for ``"mobilenet"`` the
-        width ``alpha`` is read from the file). None: the name's own weights.
+        width ``alpha`` is read from the file); for ``"timm:NAME"`` or
+        ``"torchvision:NAME"``, a state dict file (``.pth``, ``.pt``,
+        ``.bin``, ``.safetensors``). None: the name's own weights.
     class_score : {"logit", "output"}, default="logit"
         What a class target differentiates. ``"logit"``: the class score
         before a final softmax (the paper's score; for a model without a
@@ -514,8 +521,8 @@ def _shared_engine(model, key, build, gradient_key):
     """
     engines = getattr(model, "_sensloc_engines", None)
     if engines is None:
-        engines = {}
-        # A plain attribute, outside Keras' tracking of layers and variables.
+        engines = _Engines()
+        # A plain attribute, outside Keras' (and torch's) tracking of layers and variables.
         object.__setattr__(model, "_sensloc_engines", engines)
     if key not in engines:
         engines[key] = {"engine": build(), "checksum": None}
@@ -527,9 +534,27 @@ def _shared_engine(model, key, build, gradient_key):
     return entry["engine"], entry["gradient_key"]
 
 
+class _Engines(dict):
+    """The engines kept on a model object; a pickled or copied model carries none.
+
+    A torch module pickles and deep-copies its ``__dict__``, where this
+    lives, and engines hold compiled functions.
+    """
+
+    def __reduce__(self):
+        return type(self), ()
+
+    def __deepcopy__(self, memo):
+        return type(self)()
+
+
 def _weights_checksum(model):
     import keras
 
+    from ._torch_models import is_torch_module, weights_checksum
+
+    if is_torch_module(model):
+        return weights_checksum(model)
     return tuple(float(keras.ops.convert_to_numpy(keras.ops.sum(weight))) for weight in model.weights)
 
 

@@ -7,6 +7,7 @@ Everything above it sees numpy.
 
 from ._backends import SUPPORTED_BACKENDS, accelerators, backend_name, backend_version
 from ._base import SAMPLING_METHODS, GradientEngine, image_seeds
+from ._preprocessing import normalized
 from ._targets import input_size, iter_layers, last_conv_layer
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "input_size",
     "iter_layers",
     "last_conv_layer",
+    "normalized",
 ]
