@@ -10,13 +10,20 @@ with CorLoc.
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from ._image_files import find_images
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._models import loaded_models
 from ._plots import plot_boxes, plot_maps
 from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
 from ._transformer import SensitivityTransformer
-from .datasets import load_voc, make_sample_scenes
+from .datasets import (
+    SplitNotFoundError,
+    load_coco,
+    load_csv_boxes,
+    load_voc,
+    make_sample_scenes,
+)
 from .evaluation import evaluate_localization, evaluate_voc
 
 __version__ = "0.1.0"
@@ -29,14 +36,18 @@ __all__ = [
     "MapStore",
     "MapStoreMismatchError",
     "SensitivityTransformer",
+    "SplitNotFoundError",
     "box_iou",
     "corloc_interval",
     "corloc_score",
     "correct_localizations",
     "evaluate_localization",
     "evaluate_voc",
+    "find_images",
     "fit_from_store",
     "gradient_cache",
+    "load_coco",
+    "load_csv_boxes",
     "load_voc",
     "loaded_models",
     "make_sample_scenes",

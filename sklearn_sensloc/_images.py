@@ -7,6 +7,7 @@ batch of decoded images, whatever the number of files.
 
 import os
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +24,8 @@ class ImageSource:
     """Validated, indexable view of ``X``: resized float32 images and their keys."""
 
     def __init__(self, X):
+        if isinstance(X, (str, os.PathLike)) and os.path.isdir(X):
+            raise ValueError(f"X is the folder {os.fspath(X)!r}: {_folder_hint(X)}")
         if isinstance(X, (str, os.PathLike)):
             raise ValueError(
                 "X must be a collection of images or of image paths; got a single "
@@ -88,17 +91,37 @@ def load_image(path, size):
     converted; unreadable, truncated, empty and decompression-bomb files are
     refused with an error naming the file.
     """
+    with _opened(path) as image:
+        # JPEG decodes straight at a reduced scale no smaller than needed.
+        image.draft("RGB", (size[1], size[0]))
+        return _resized(_to_rgb(image), size)
+
+
+def image_size(path):
+    """The ``(width, height)`` of an image file, read from its header: no pixel is decoded.
+
+    The size of the pixels as stored, the ones :func:`load_image` decodes (an EXIF
+    orientation is not applied). Refuses the files :func:`load_image` refuses, with the
+    same errors.
+    """
+    with _opened(path) as image:
+        return image.size
+
+
+@contextmanager
+def _opened(path):
+    """The Pillow image of ``path``; any failure, opening or decoding, as one error naming it."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its two size limits; a file that large
             # is refused here, not decoded into gigabytes.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                # JPEG decodes straight at a reduced scale no smaller than needed.
-                image.draft("RGB", (size[1], size[0]))
-                return _resized(_to_rgb(image), size)
+                yield image
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file not found: {path!r}.") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path!r} is a folder, not an image file: {_folder_hint(path)}") from None
     except (
         UnidentifiedImageError,
         OSError,
@@ -108,6 +131,10 @@ def load_image(path, size):
         Image.DecompressionBombWarning,
     ) as error:
         raise ValueError(f"Cannot read image file {path!r}: {error}") from error
+
+
+def _folder_hint(path):
+    return f"pass its image files instead, e.g. sklearn_sensloc.find_images({os.fspath(path)!r})."
 
 
 def _to_rgb(image):
@@ -153,6 +180,10 @@ def _check_image_list(X):
     checked = []
     for index, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
+            if os.path.isdir(item):
+                raise ValueError(
+                    f"Image {index} of X, {os.fspath(item)!r}, is a folder: {_folder_hint(item)}"
+                )
             checked.append(os.fspath(item))
             continue
         image = np.asarray(item)
