@@ -7,13 +7,19 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
+# Before the imports: modules that record the version import it from here.
+__version__ = "0.1.0"
+
+from ._box_files import BoxRow
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._image_files import find_images
+from ._localizer import LocalizerFileError, load_localizer, save_localizer
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._models import loaded_models
 from ._plots import plot_boxes, plot_maps
+from ._predict_photos import predict_photos, write_boxes
 from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
 from ._transformer import SensitivityTransformer
@@ -26,13 +32,13 @@ from .datasets import (
 )
 from .evaluation import evaluate_localization, evaluate_voc
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BoxRegressor",
+    "BoxRow",
     "CenterBoxBaseline",
     "CorLocScorer",
     "HeuristicBoxEstimator",
+    "LocalizerFileError",
     "MapStore",
     "MapStoreMismatchError",
     "SensitivityTransformer",
@@ -48,11 +54,15 @@ __all__ = [
     "gradient_cache",
     "load_coco",
     "load_csv_boxes",
+    "load_localizer",
     "load_voc",
     "loaded_models",
     "make_sample_scenes",
     "plot_boxes",
     "plot_maps",
+    "predict_photos",
+    "save_localizer",
+    "write_boxes",
 ]
 
 # Dask support needs the optional "dask" extra, so it is imported on first use.

@@ -5,9 +5,9 @@ file paths. Paths are decoded batch by batch so memory stays bounded by one
 batch of decoded images, whatever the number of files.
 """
 
+import contextlib
 import os
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -91,26 +91,25 @@ def load_image(path, size):
     converted; unreadable, truncated, empty and decompression-bomb files are
     refused with an error naming the file.
     """
-    with _opened(path) as image:
+    with opened_image(path) as image:
         # JPEG decodes straight at a reduced scale no smaller than needed.
         image.draft("RGB", (size[1], size[0]))
-        return _resized(_to_rgb(image), size)
+        return _resized(to_rgb(image), size)
 
 
-def image_size(path):
-    """The ``(width, height)`` of an image file, read from its header: no pixel is decoded.
+def read_image_size(path):
+    """``(width, height)`` of an image file, from its header: nothing is decoded.
 
-    The size of the pixels as stored, the ones :func:`load_image` decodes (an EXIF
-    orientation is not applied). Refuses the files :func:`load_image` refuses, with the
-    same errors.
+    Refuses what :func:`load_image` refuses at this stage: a missing file, or
+    one that is not an image (empty, text, unknown format).
     """
-    with _opened(path) as image:
+    with opened_image(path) as image:
         return image.size
 
 
-@contextmanager
-def _opened(path):
-    """The Pillow image of ``path``; any failure, opening or decoding, as one error naming it."""
+@contextlib.contextmanager
+def opened_image(path):
+    """The Pillow image of ``path``; any failure to read it is an error naming the file."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its two size limits; a file that large
@@ -137,7 +136,8 @@ def _folder_hint(path):
     return f"pass its image files instead, e.g. sklearn_sensloc.find_images({os.fspath(path)!r})."
 
 
-def _to_rgb(image):
+def to_rgb(image):
+    """A Pillow image as RGB: 16-bit scaled to 8, transparency composited on white."""
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):

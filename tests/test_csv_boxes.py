@@ -227,8 +227,8 @@ def test_each_image_is_opened_once(folder, monkeypatch):
     from sklearn_sensloc.datasets import _csv_boxes
 
     opened = []
-    real = _csv_boxes.image_size
-    monkeypatch.setattr(_csv_boxes, "image_size", lambda path: opened.append(path) or real(path))
+    real = _csv_boxes.read_image_size
+    monkeypatch.setattr(_csv_boxes, "read_image_size", lambda path: opened.append(path) or real(path))
     load_csv_boxes(write(folder, GOOD), folder)
     assert sorted(opened) == [str(folder / "b.png"), str(folder / "trip" / "a.jpg")]
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from sklearn_sensloc import find_images
-from sklearn_sensloc._images import ImageSource, image_size, load_image
+from sklearn_sensloc._images import ImageSource, load_image, read_image_size
 
 SIZE = (16, 20)
 
@@ -113,19 +113,19 @@ def test_a_folder_as_x_says_to_pass_its_image_files(tmp_path, as_list):
 
 
 def test_a_folder_opened_as_an_image_is_named_as_a_folder(tmp_path):
-    for read in (lambda path: load_image(path, SIZE), image_size):
+    for read in (lambda path: load_image(path, SIZE), read_image_size):
         with pytest.raises(ValueError, match="is a folder, not an image file: pass its image files"):
             read(str(tmp_path))
 
 
-def test_image_size_reads_the_header_and_refuses_what_load_image_refuses(tmp_path):
+def test_read_image_size_reads_the_header_and_refuses_what_load_image_refuses(tmp_path):
     Image.fromarray(gradient_rgb(height=24, width=30)).save(tmp_path / "a.png")
-    assert image_size(str(tmp_path / "a.png")) == (30, 24)
+    assert read_image_size(str(tmp_path / "a.png")) == (30, 24)
     (tmp_path / "junk.jpg").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="Cannot read image file .*junk.jpg"):
-        image_size(str(tmp_path / "junk.jpg"))
+        read_image_size(str(tmp_path / "junk.jpg"))
     with pytest.raises(FileNotFoundError, match="missing.png"):
-        image_size(str(tmp_path / "missing.png"))
+        read_image_size(str(tmp_path / "missing.png"))
 
 
 def test_integer_arrays_are_range_checked():

@@ -4,7 +4,7 @@ import csv
 import math
 from pathlib import Path
 
-from .._images import image_size
+from .._images import read_image_size
 from ._annotations import (
     ImageRecord,
     LabelledBox,
@@ -86,7 +86,7 @@ class _Image:
     def __init__(self, name, file, where):
         self.name, self.file, self.where, self.objects = name, file, where, []
         try:
-            self.width, self.height = image_size(str(file))
+            self.width, self.height = read_image_size(str(file))
         except FileNotFoundError:
             raise FileNotFoundError(f"{where}: image file {file} not found.") from None
         except ValueError as exc:
