@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from .datasets import SplitNotFoundError
 
 #: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
 #: takes about 3 minutes (see docs/offline_default.rst for the measurement).
@@ -680,12 +681,24 @@ def main(argv=None):
         if debug:
             raise
         message = " ".join(str(error).split())
+        if isinstance(error, SplitNotFoundError):
+            message += " " + _split_advice(args, error)
         if not isinstance(error, (OSError, ValueError, ImportError)):
             # Not an error this package raises on purpose: say what it was and how to see more.
             message = f"{type(error).__name__}: {message} (rerun with --debug for the traceback)"
         print(f"sensloc: error: {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _split_advice(args, error):
+    """Which option names the missing split, and what it may be instead."""
+    if args.command == "fit":
+        option = "--split"
+    else:
+        option = "--test-split" if error.split == args.test_split else "--train-split"
+    choices = f"one of {', '.join(error.available)}" if error.available else "a split file there"
+    return f"Pass {option} with {choices}."
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
