@@ -7,6 +7,7 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
+from ._box_score import BoxScorer, box_score_features, box_scores
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BoxRegressor",
+    "BoxScorer",
     "CenterBoxBaseline",
     "CorLocScorer",
     "HeuristicBoxEstimator",
@@ -30,6 +32,8 @@ __all__ = [
     "MapStoreMismatchError",
     "SensitivityTransformer",
     "box_iou",
+    "box_score_features",
+    "box_scores",
     "corloc_interval",
     "corloc_score",
     "correct_localizations",
