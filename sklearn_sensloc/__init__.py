@@ -11,6 +11,7 @@ with CorLoc.
 __version__ = "0.1.0"
 
 from ._box_files import BoxRow
+from ._box_score import BoxScorer, box_score_features, box_scores
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
@@ -35,6 +36,7 @@ from .evaluation import evaluate_localization, evaluate_voc
 __all__ = [
     "BoxRegressor",
     "BoxRow",
+    "BoxScorer",
     "CenterBoxBaseline",
     "CorLocScorer",
     "HeuristicBoxEstimator",
@@ -44,6 +46,8 @@ __all__ = [
     "SensitivityTransformer",
     "SplitNotFoundError",
     "box_iou",
+    "box_score_features",
+    "box_scores",
     "corloc_interval",
     "corloc_score",
     "correct_localizations",
