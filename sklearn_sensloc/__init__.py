@@ -11,7 +11,7 @@ with CorLoc.
 __version__ = "0.1.0"
 
 from ._box_files import BoxRow
-from ._box_score import BoxScorer, box_score_features, box_scores
+from ._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
@@ -53,6 +53,7 @@ __all__ = [
     "correct_localizations",
     "evaluate_localization",
     "evaluate_voc",
+    "fit_box_scorer",
     "find_images",
     "fit_from_store",
     "gradient_cache",

@@ -18,6 +18,7 @@ localizer, or not of this package, is never appended to.
 import csv
 import io
 import json
+import math
 import os
 from typing import NamedTuple
 
@@ -32,8 +33,9 @@ class BoxRow(NamedTuple):
     """One photo's box: ``xmin, ymin, xmax, ymax`` in pixels of the original photo.
 
     ``x`` runs from 0 at the left edge to ``width`` at the right edge (pixel
-    ``i`` covers ``[i, i + 1)``), ``y`` from the top; ``score`` ranks boxes by
-    how likely they are right, higher first.
+    ``i`` covers ``[i, i + 1)``), ``y`` from the top; ``score`` is the
+    estimated probability that the box is right (NaN without a box score):
+    empty in a CSV, null in COCO results.
     """
 
     image: str
@@ -175,7 +177,7 @@ class CsvBoxFile(_BoxFile):
         csv.writer(buffer).writerow([
             row.image, row.width, row.height,
             *(f"{value:.1f}" for value in (row.xmin, row.ymin, row.xmax, row.ymax)),
-            f"{row.score:.4f}",
+            "" if math.isnan(row.score) else f"{row.score:.4f}",
         ])
         return buffer.getvalue()
 
@@ -219,7 +221,7 @@ class CocoBoxFile(_BoxFile):
             "file_name": row.image,
             "bbox": [round(row.xmin, 1), round(row.ymin, 1), round(row.xmax - row.xmin, 1),
                      round(row.ymax - row.ymin, 1)],
-            "score": round(row.score, 4),
+            "score": None if math.isnan(row.score) else round(row.score, 4),
         }
         # The separator leads each row but the first: a file cut after any
         # row is a list missing only its closing bracket.

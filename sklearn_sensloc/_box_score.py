@@ -443,3 +443,60 @@ def _coverage(low, high, n_cells):
     edges = np.arange(n_cells + 1) / n_cells
     overlap = np.minimum(edges[1:], high[:, None]) - np.maximum(edges[:-1], low[:, None])
     return np.clip(overlap, 0, None) * n_cells
+
+
+def fit_box_scorer(pipeline, X, y, *, cv=5, random_state=0):
+    """The box score of a fitted localizer, learned on labelled photos.
+
+    The pipeline's box estimator is fitted again on ``cv`` folds of the
+    photos' maps, each fold's boxes predicted by the estimator fitted on the
+    others (as on new photos); whether each of these boxes is right teaches
+    a :class:`BoxScorer`. Pass it to :func:`save_localizer` or
+    :func:`predict_photos` (``box_scorer=``); ``sensloc fit`` does this itself.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        A fitted :class:`SensitivityTransformer` and box estimator.
+    X : array of shape (n, H, W, 3) or list of paths
+        Labelled photos, e.g. the training photos.
+    y : array-like of shape (n, 4)
+        Their boxes, as fractions of width and height.
+    cv : int, default=5
+        Folds.
+    random_state : int, default=0
+        Seed of the folds' shuffle.
+
+    Returns
+    -------
+    scorer : BoxScorer
+
+    Examples
+    --------
+    >>> from sklearn_sensloc import fit_box_scorer, save_localizer
+    >>> scorer = fit_box_scorer(pipe, X_train, boxes_train)  # doctest: +SKIP
+    >>> save_localizer(pipe, "my.sensloc", box_scorer=scorer)  # doctest: +SKIP
+    """
+    transformer, estimator = pipeline.steps[0][1], pipeline.steps[-1][1]
+    return box_scorer_from_maps(estimator, transformer.transform(X), y,
+                                map_shape=transformer.map_shape_, cv=cv,
+                                random_state=random_state)
+
+
+def box_scorer_from_maps(estimator, maps, boxes, *, map_shape, cv=5, random_state=0):
+    """:func:`fit_box_scorer` on maps already computed, with ``estimator`` as the box estimator."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from ._metrics import correct_localizations
+
+    boxes = check_boxes(boxes)
+    if len(boxes) < 2 * cv:
+        raise ValueError(
+            f"{len(boxes)} photos are too few to learn a box score from {cv} folds; it needs "
+            f"at least {2 * cv}."
+        )
+    folds = KFold(cv, shuffle=True, random_state=random_state)
+    predicted = cross_val_predict(clone(estimator), maps, boxes, cv=folds)
+    hits = correct_localizations(boxes, predicted)
+    return BoxScorer(map_shape=map_shape).fit(maps, predicted, hits)

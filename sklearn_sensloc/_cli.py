@@ -212,7 +212,9 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     estimator : {"learned", "heuristic"}, default="learned"
         :class:`~sklearn_sensloc.BoxRegressor` (seeded by ``seed``) or
         :class:`~sklearn_sensloc.HeuristicBoxEstimator`, its smoothing and
-        share of pixels chosen on the training boxes.
+        share of pixels chosen on the training boxes. The box score is
+        learned from its boxes of 5 folds of the photos, each fold's boxes by
+        the estimator fitted on the others (``fit_box_scorer``).
     verbose : bool, default=True
         Progress bars.
     stream : file-like, default=sys.stdout
@@ -228,6 +230,7 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     import numpy as np
     from sklearn.pipeline import Pipeline
 
+    from ._box_score import box_scorer_from_maps
     from ._heuristic import HeuristicBoxEstimator
     from ._localizer import save_localizer
     from ._predict_photos import readable_maps
@@ -250,11 +253,19 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
                          "few to fit a localizer.")
     box_estimator = (BoxRegressor(random_state=seed) if estimator == "learned"
                      else HeuristicBoxEstimator())
-    box_estimator.fit(maps, np.array([boxes[image] for image, _ in readable]))
+    training_boxes = np.array([boxes[image] for image, _ in readable])
+    box_estimator.fit(maps, training_boxes)
     transformer.set_params(cache=True, verbose=False)
     pipeline = Pipeline([("sens", transformer), ("box", box_estimator)])
+    try:
+        scorer = box_scorer_from_maps(box_estimator, maps, training_boxes,
+                                      map_shape=transformer.map_shape_, random_state=seed)
+    except ValueError as error:
+        warnings.warn(f"The localizer gets no box score: {error} Its boxes are written with "
+                      "an empty score.", UserWarning, stacklevel=2)
+        scorer = None
     record = dict(record or {}, n_photos=len(readable), n_unreadable=len(boxes) - len(readable))
-    save_localizer(pipeline, output, record=record)
+    save_localizer(pipeline, output, box_scorer=scorer, record=record)
     print(f"Fitted on {len(readable)} photos ({transformer.target_name_}, "
           f"{type(box_estimator).__name__}); wrote the localizer {output}.", file=stream)
     if len(readable) < len(boxes):

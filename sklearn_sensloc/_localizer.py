@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
+from ._box_score import BOX_SCORE_FEATURES, BoxScorer
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._identity import fingerprint
 from ._regressor import BoxRegressor
@@ -68,7 +69,7 @@ class LocalizerFileError(ValueError):
     """A file that is not a localizer this version can read; the message says what to do."""
 
 
-def save_localizer(pipeline, path, *, record=None):
+def save_localizer(pipeline, path, *, box_scorer=None, record=None):
     """Save a fitted localizer pipeline as one self-contained file.
 
     The file holds the classifier itself (not a path to it), the map
@@ -84,6 +85,11 @@ def save_localizer(pipeline, path, *, record=None):
         :class:`CenterBoxBaseline`), e.g. a search's ``best_estimator_``.
     path : str or path-like
         The file to write, replaced atomically; ``.sensloc`` by convention.
+    box_scorer : BoxScorer, optional
+        The score of each box (:func:`fit_box_scorer`), fitted on maps and
+        boxes alone; kept with the localizer for :func:`predict_photos`.
+        Default: the pipeline's ``box_scorer_``, which a loaded localizer
+        has, else none.
     record : dict, optional
         Anything JSON can hold that says how the localizer was made (training
         data, command line); kept in the file as it is.
@@ -118,6 +124,9 @@ def save_localizer(pipeline, path, *, record=None):
     True
     """
     transformer, estimator = check_localizer(pipeline)
+    if box_scorer is None:
+        box_scorer = getattr(pipeline, "box_scorer_", None)
+    _check_scorer(box_scorer, transformer)
     arrays = {}
     steps = []
     for name, step in pipeline.steps:
@@ -131,6 +140,7 @@ def save_localizer(pipeline, path, *, record=None):
         "versions": _versions(),
         "model": _model_record(transformer),
         "steps": steps,
+        "box_scorer": None if box_scorer is None else box_scorer.to_dict(),
         "record": {} if record is None else record,
     }
     manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
@@ -166,8 +176,10 @@ def load_localizer(path):
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
-        Fitted: ``predict`` gives boxes at once. Its ``localizer_record_``
-        attribute holds the file's versions, model description and record.
+        Fitted: ``predict`` gives boxes at once. Its ``box_scorer_``
+        attribute is the file's :class:`BoxScorer` (None if it has none),
+        which :func:`predict_photos` uses, and ``localizer_record_`` holds the
+        file's versions, model description and record.
 
     Raises
     ------
@@ -210,6 +222,7 @@ def load_localizer(path):
             "file is damaged; make it again with sensloc fit / save_localizer."
         )
     pipeline = Pipeline(steps)
+    pipeline.box_scorer_ = _read_scorer(manifest["box_scorer"], transformer, path)
     pipeline.localizer_record_ = {key: manifest[key] for key in
                                   ("created", "versions", "model", "record")}
     return pipeline
@@ -244,12 +257,44 @@ def check_localizer(pipeline):
     return transformer, estimator
 
 
-def localizer_key(pipeline):
+def _check_scorer(box_scorer, transformer):
+    if box_scorer is None:
+        return
+    if not isinstance(box_scorer, BoxScorer):
+        raise ValueError(f"box_scorer must be a fitted BoxScorer; got {type(box_scorer).__name__}.")
+    check_is_fitted(box_scorer)
+    if len(box_scorer.features_) != len(BOX_SCORE_FEATURES):
+        raise ValueError(
+            "This BoxScorer weighs the classifier's class probabilities, which predicting from "
+            "a localizer file does not compute: fit it on maps and boxes alone."
+        )
+    if tuple(box_scorer.map_shape_) != tuple(transformer.map_shape_):
+        raise ValueError(
+            f"The BoxScorer reads {tuple(box_scorer.map_shape_)} maps, the transformer makes "
+            f"{tuple(transformer.map_shape_)}: fit it on this localizer's maps."
+        )
+
+
+def _read_scorer(state, transformer, path):
+    if state is None:
+        return None
+    try:
+        scorer = BoxScorer.from_dict(state)
+        _check_scorer(scorer, transformer)
+    except ValueError as error:
+        raise LocalizerFileError(
+            f"{path!r} holds a box score this version cannot use ({error}); make the "
+            "localizer again with sensloc fit / save_localizer."
+        ) from error
+    return scorer
+
+
+def localizer_key(pipeline, box_scorer=None):
     """The identity of what a localizer predicts: equal keys, equal boxes and scores.
 
     The transformer's gradient key (network, target, preprocessing, size,
-    method) with its map-side settings, and each box estimator's class,
-    parameters and fitted values.
+    method) with its map-side settings, the box estimator's class, parameters
+    and fitted values, and the box score's weights.
     """
     transformer, estimator = check_localizer(pipeline)
     arrays = {}
@@ -257,6 +302,7 @@ def localizer_key(pipeline):
     return fingerprint(transformer.gradient_key_, transformer.aggregation, transformer.pool,
                        transformer.normalize, type(estimator).__name__,
                        sorted(params.items()), sorted(fitted.items()),
+                       None if box_scorer is None else sorted(box_scorer.to_dict().items()),
                        *(np.ascontiguousarray(arrays[name]).data for name in sorted(arrays)))
 
 
@@ -401,7 +447,7 @@ def _read_manifest(archive, path):
             f"{path!r} does not describe a transformer and a box estimator: the file is damaged "
             "or was not written by save_localizer."
         )
-    for key in ("created", "versions", "model", "record"):
+    for key in ("created", "versions", "model", "box_scorer", "record"):
         manifest.setdefault(key, None)
     return manifest
 

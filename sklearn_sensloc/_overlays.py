@@ -1,5 +1,6 @@
 """Each photo with its predicted box and score drawn on it, for a look by eye."""
 
+import math
 import os
 
 from PIL import Image, ImageDraw, ImageFont
@@ -33,6 +34,9 @@ def write_overlay(row, path):
     line = max(2, round(min(image.size) / 150))
     box = (row.xmin, row.ymin, max(row.xmin, row.xmax - 1), max(row.ymin, row.ymax - 1))
     draw.rectangle(box, outline=BOX_COLOUR, width=line)
+    if math.isnan(row.score):
+        _save(image, path)
+        return
     font = ImageFont.load_default(size=max(12, round(min(image.size) / 25)))
     label = f"{row.score:.2f}"
     left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
@@ -42,6 +46,10 @@ def write_overlay(row, path):
     draw.rectangle((x, y, x + right - left + 2 * line, y + bottom - top + 2 * line),
                    fill=BOX_COLOUR)
     draw.text((x + line - left, y + line - top), label, fill=(255, 255, 255), font=font)
+    _save(image, path)
+
+
+def _save(image, path):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     file_format = WRITABLE[os.path.splitext(path)[1].lower()]
     with atomic_file(path) as handle:

@@ -21,7 +21,7 @@ from ._localizer import check_localizer, localizer_key
 from ._overlays import overlay_path, write_overlay
 
 
-def predict_photos(localizer, images, *, batch_size=None):
+def predict_photos(localizer, images, *, box_scorer=None, batch_size=None):
     """Boxes in pixels of each photo, with a score, a batch of photos at a time.
 
     Photo files are read, mapped and boxed in batches: memory stays that of
@@ -36,6 +36,10 @@ def predict_photos(localizer, images, *, batch_size=None):
         :func:`load_localizer`.
     images : sequence of str or path-like
         Photo files, of any size (:func:`find_images` lists a folder's).
+    box_scorer : BoxScorer, optional
+        Scores each box (:func:`fit_box_scorer`); default the localizer's own
+        ``box_scorer_`` (:func:`load_localizer`). Without one, scores are NaN,
+        with a warning.
     batch_size : int, optional
         Photos per batch; default the transformer's ``batch_size``.
 
@@ -44,8 +48,9 @@ def predict_photos(localizer, images, *, batch_size=None):
     row : BoxRow
         ``image, width, height, xmin, ymin, xmax, ymax, score``: the box in
         pixels of the original photo (``x`` from 0 at the left edge to
-        ``width`` at the right edge, ``y`` from the top) and its score, in
-        the order of ``images``.
+        ``width`` at the right edge, ``y`` from the top) and its score, the
+        estimated probability that the box is right (see :ref:`box_score`),
+        in the order of ``images``.
 
     Examples
     --------
@@ -54,7 +59,12 @@ def predict_photos(localizer, images, *, batch_size=None):
     >>> for row in predict_photos(localizer, find_images("photos/")):  # doctest: +SKIP
     ...     print(row.image, row.xmin, row.ymin, row.xmax, row.ymax, row.score)
     """
-    transformer, estimator = check_localizer(localizer)
+    check_localizer(localizer)
+    yield from _rows(localizer, images, _scorer(localizer, box_scorer), batch_size)
+
+
+def _rows(localizer, images, scorer, batch_size):
+    transformer, estimator = localizer.steps[0][1], localizer.steps[-1][1]
     # Photos stream through once: keeping their gradients and maps would
     # grow memory with their number (to the caches' bounds) for no reuse.
     streaming = copy.copy(transformer)
@@ -62,15 +72,28 @@ def predict_photos(localizer, images, *, batch_size=None):
     batch_size = batch_size or transformer.batch_size
     images = [os.fspath(image) for image in images]
     for start in range(0, len(images), batch_size):
-        yield from _batch_rows(streaming, estimator, images[start : start + batch_size])
+        yield from _batch_rows(streaming, estimator, scorer, images[start : start + batch_size])
 
 
-def _batch_rows(transformer, estimator, images):
+def _scorer(localizer, box_scorer):
+    scorer = getattr(localizer, "box_scorer_", None) if box_scorer is None else box_scorer
+    if scorer is None:
+        warnings.warn(
+            "This localizer has no box score: every score is NaN. Fit one with "
+            "fit_box_scorer(localizer, X_train, boxes_train) and pass it as box_scorer=, or "
+            "save it with save_localizer(..., box_scorer=); sensloc fit does both.",
+            UserWarning, stacklevel=4,
+        )
+    return scorer
+
+
+def _batch_rows(transformer, estimator, scorer, images):
     readable, maps = readable_maps(transformer, images)
     if not readable:
         return
     boxes = estimator.predict(maps)
-    scores = box_scores(estimator, maps, boxes)
+    scores = (np.full(len(boxes), np.nan) if scorer is None
+              else scorer.score_boxes(maps, boxes))
     for (image, (width, height)), box, score in zip(readable, boxes, scores):
         yield BoxRow(image, width, height, *(box * [width, height, width, height]).tolist(),
                      float(score))
@@ -117,8 +140,8 @@ def _skip(image, error):
                   stacklevel=5)
 
 
-def write_boxes(localizer, images, output, *, overlays=None, image_ids=None, batch_size=None,
-                overwrite=False, progress=False):
+def write_boxes(localizer, images, output, *, box_scorer=None, overlays=None, image_ids=None,
+                batch_size=None, overwrite=False, progress=False):
     """Write the box of every photo to a CSV or COCO results file, resumably.
 
     Rows are written as batches finish. A job stopped at any point (an
@@ -138,6 +161,8 @@ def write_boxes(localizer, images, output, *, overlays=None, image_ids=None, bat
         ``{"image_id", "file_name", "bbox": [x, y, width, height], "score"}``
         per photo. A hidden file beside it (``.<name>.sensloc-run``) records
         which localizer writes it.
+    box_scorer : BoxScorer, optional
+        As for :func:`predict_photos`.
     overlays : str or path-like, optional
         Folder where each photo is drawn with its box and score, at its path
         below the photos' common folder.
@@ -168,11 +193,12 @@ def write_boxes(localizer, images, output, *, overlays=None, image_ids=None, bat
     {'output': 'boxes.csv', 'n_written': 120, 'n_kept': 0, 'n_skipped': 0}
     """
     check_localizer(localizer)
+    scorer = _scorer(localizer, box_scorer)
     images = list(dict.fromkeys(os.fspath(image) for image in images))
     if not images:
         raise ValueError("No photos to box.")
     ids = {image: _image_id(image, image_ids) for image in images}
-    writer = box_file(output, localizer_key(localizer), ids, overwrite=overwrite)
+    writer = box_file(output, localizer_key(localizer, scorer), ids, overwrite=overwrite)
     todo = [image for image in images if image not in writer.done]
     root = _common_folder(images) if overlays is not None else None
     n_written = n_skipped = 0
@@ -181,7 +207,7 @@ def write_boxes(localizer, images, output, *, overlays=None, image_ids=None, bat
         with tqdm(total=len(todo), desc="boxes", unit="photo", disable=not progress) as bar:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
-                rows = list(predict_photos(localizer, batch, batch_size=len(batch)))
+                rows = list(_rows(localizer, batch, scorer, len(batch)))
                 # Overlays before rows: a written row promises its overlay.
                 for row in rows if overlays is not None else ():
                     write_overlay(row, overlay_path(row.image, root, overlays))
@@ -209,15 +235,3 @@ def _common_folder(images):
     folders = [os.path.dirname(os.path.abspath(image)) for image in images]
     return os.path.commonpath(folders)
 
-
-def box_scores(estimator, maps, boxes):
-    """TEMPORARY development score: mean map inside the box over the mean map."""
-    transformer_shape = int(np.sqrt(maps.shape[1]))
-    grid = maps.reshape(len(maps), transformer_shape, transformer_shape)
-    scores = []
-    for m, b in zip(grid, boxes):
-        h, w = m.shape
-        x0, y0 = int(b[0] * w), int(b[1] * h)
-        x1, y1 = max(x0 + 1, int(np.ceil(b[2] * w))), max(y0 + 1, int(np.ceil(b[3] * h)))
-        scores.append(m[y0:y1, x0:x1].mean() / max(m.mean(), 1e-12))
-    return np.asarray(scores) / (1 + np.asarray(scores))

@@ -18,11 +18,13 @@ from test_own_classifier import SHARED_MOBILENET
 
 from sklearn_sensloc import (
     BoxRegressor,
+    BoxScorer,
     CenterBoxBaseline,
     CorLocScorer,
     HeuristicBoxEstimator,
     LocalizerFileError,
     SensitivityTransformer,
+    fit_box_scorer,
     load_localizer,
     save_localizer,
 )
@@ -76,12 +78,32 @@ def test_loaded_localizer_predicts_the_same_boxes_from_arrays_and_files(fitted, 
     paths = write_png_files(images[:6], tmp_path)
     np.testing.assert_allclose(loaded.predict(paths), fitted.predict(paths), atol=1e-12)
     assert loaded.score(images, boxes) == fitted.score(images, boxes)
+    assert loaded.box_scorer_ is None
     record = loaded.localizer_record_
     assert record["record"] == {"data": "scenes"}
     assert record["versions"]["keras"] == keras.__version__
     assert record["model"]["target"] == "score of the predicted class"
     sens = loaded.named_steps["sens"]
     assert (sens.target, sens.pool, sens.preprocessing, sens.memory) == ("class", 2, "none", None)
+
+
+def test_the_box_score_travels_with_the_localizer(fitted, data, tmp_path):
+    images, boxes = data
+    scorer = fit_box_scorer(fitted, images, boxes)
+    loaded = load_localizer(save_localizer(fitted, tmp_path / "s.sensloc", box_scorer=scorer))
+    maps = fitted.steps[0][1].transform(images)
+    predicted = fitted.predict(images)
+    np.testing.assert_array_equal(loaded.box_scorer_.score_boxes(maps, predicted),
+                                  scorer.score_boxes(maps, predicted))
+    manifest = _manifest(tmp_path / "s.sensloc")
+    manifest["box_scorer"]["coef"] = [1.0]
+    with pytest.raises(LocalizerFileError, match="box score this version cannot use"):
+        load_localizer(_rewritten(tmp_path / "s.sensloc", tmp_path / "t.sensloc",
+                                  **{_localizer.MANIFEST: json.dumps(manifest)}))
+    other = BoxScorer().fit(np.random.default_rng(0).random((20, 9)), np.tile(boxes[:1], (20, 1)),
+                            np.arange(20) % 2 == 0)
+    with pytest.raises(ValueError, match="reads \\(3, 3\\) maps, the transformer makes"):
+        save_localizer(fitted, tmp_path / "x.sensloc", box_scorer=other)
 
 
 def test_a_localizer_moved_to_another_folder_gives_the_same_boxes(saved, fitted, data, tmp_path,

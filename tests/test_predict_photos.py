@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn_sensloc import (
     BoxRegressor,
     SensitivityTransformer,
+    fit_box_scorer,
     gradient_cache,
     predict_photos,
     save_localizer,
@@ -28,9 +29,12 @@ from sklearn_sensloc._box_files import OutputExistsError, run_file
 @pytest.fixture(scope="module")
 def localizer(tiny_model):
     images, boxes, _ = make_scenes(40, seed=4)
-    return Pipeline([("sens", SensitivityTransformer(model=tiny_model, target="class", pool=2,
-                                                     batch_size=4)),
-                     ("box", BoxRegressor(random_state=0))]).fit(images, boxes)
+    pipeline = Pipeline([("sens", SensitivityTransformer(model=tiny_model, target="class",
+                                                         pool=2, batch_size=4)),
+                         ("box", BoxRegressor(random_state=0))]).fit(images, boxes)
+    # What load_localizer gives a localizer file's pipeline.
+    pipeline.box_scorer_ = fit_box_scorer(pipeline, images, boxes)
+    return pipeline
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,24 @@ def test_rows_hold_pixel_boxes_of_the_original_photo(localizer, photos):
             assert (row.width, row.height) == image.size
         np.testing.assert_allclose([row.xmin, row.ymin, row.xmax, row.ymax],
                                    box * [row.width, row.height, row.width, row.height])
-        assert 0 <= row.score <= 1
+    maps = localizer.steps[0][1].transform(photos)
+    np.testing.assert_allclose([row.score for row in rows],
+                               localizer.box_scorer_.score_boxes(maps, fractions))
+    assert len({round(row.score, 6) for row in rows}) > 1
+
+
+def test_without_a_box_score_scores_are_empty_and_a_warning_says_how_to_get_one(
+        localizer, photos, tmp_path):
+    bare = Pipeline(localizer.steps)
+    with pytest.warns(UserWarning, match="no box score: every score is NaN. Fit one with"):
+        rows = list(predict_photos(bare, photos[:2]))
+    assert all(np.isnan(row.score) for row in rows)
+    with pytest.warns(UserWarning, match="no box score") as caught:
+        write_boxes(bare, photos[:5], tmp_path / "b.csv", overlays=tmp_path / "o", batch_size=2)
+        write_boxes(bare, photos[:5], tmp_path / "b.json", batch_size=2)
+    assert len(caught) == 2
+    assert [row["score"] for row in _rows(tmp_path / "b.csv")] == [""] * 5
+    assert [r["score"] for r in json.loads((tmp_path / "b.json").read_text())] == [None] * 5
 
 
 def test_predicting_photos_keeps_nothing_in_the_caches(localizer, photos):
@@ -199,6 +220,7 @@ def test_an_output_of_another_localizer_or_of_no_job_is_never_appended_to(
                       ("box", BoxRegressor(random_state=0))])
     images, boxes, _ = make_scenes(20, seed=9)
     other.fit(images, boxes)
+    other.box_scorer_ = fit_box_scorer(other, images, boxes)
     with pytest.raises(OutputExistsError, match="boxes of another localizer .* --overwrite"):
         write_boxes(other, photos, output)
     assert len(_rows(output)) == 3
