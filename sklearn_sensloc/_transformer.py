@@ -158,6 +158,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         input size, method and the parameters it reads): equal for
         transformers whose backward passes give equal gradients. Caches and
         stores key an image's gradients by it and the image's key.
+    model_file_, weights_file_ : str or None
+        Absolute paths of the ``.keras`` and weights files ``fit`` read, so
+        that a pickled transformer finds them from any working folder.
 
     Examples
     --------
@@ -251,6 +254,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         """
         if X is not None:
             ImageSource(X)
+        self.model_file_, self.weights_file_ = (
+            _absolute_file(value) for value in (self._model_file(), self.weights)
+        )
         engine = self._build_engine()
         self.input_size_ = engine.input_size
         self.map_shape_ = pooled_shape(self.input_size_, self.pool)
@@ -399,7 +405,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             resolve_preprocessing,
         )
 
-        model, _ = resolve_model(self.model, self.weights)
+        model_arg = self._located("model", getattr(self, "model_file_", None), self.model)
+        weights = self._located("weights", getattr(self, "weights_file_", None), self.weights)
+        model, _ = resolve_model(model_arg, weights)
         self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
         preprocessing = preprocessing_key(self.preprocessing_)
         engine_params = sorted(
@@ -424,7 +432,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
                 batch_size=self.batch_size,
             ),
             lambda engine: gradient_key(
-                model_fingerprint(self.model, model, self.weights),
+                model_fingerprint(model_arg, model, weights),
                 self.target,
                 preprocessing,
                 engine.input_size,
@@ -434,6 +442,35 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             ),
         )
         return self._engine
+
+    def _model_file(self):
+        """The ``.keras`` file ``model`` names, or None (a registered name or a keras.Model)."""
+        from ._models import registered_name
+
+        if isinstance(self.model, (str, os.PathLike)) and registered_name(self.model) is None:
+            return self.model
+        return None
+
+    def _located(self, parameter, fitted_file, given):
+        """``given``, with a file found where ``fit`` found it, from any working folder.
+
+        A pickled transformer keeps its parameters as typed: a relative path
+        would point elsewhere once loaded in another folder. ``fit`` records
+        each file's absolute path (``model_file_``, ``weights_file_``), which
+        is used first; the path as given serves when the files moved with it.
+        """
+        if fitted_file is None:
+            return given
+        for candidate in (fitted_file, given):
+            if os.path.isfile(candidate):
+                return candidate
+        raise FileNotFoundError(
+            f"The {parameter} file {os.fspath(given)!r} of this fitted SensitivityTransformer is "
+            f"gone: it is neither at {fitted_file!r}, where fit found it, nor at "
+            f"{os.path.abspath(given)!r}. Put the file back, or fit again; to move a fitted "
+            "pipeline between folders or machines, save it with "
+            "sklearn_sensloc.save_localizer, which embeds the network."
+        )
 
     def _method_key(self):
         """The method and the parameters its attributions depend on; none for the gradient.
@@ -506,6 +543,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def _absolute_file(path):
+    """The absolute path of an existing file; None for None or a missing file (fit's error)."""
+    return os.path.abspath(path) if path is not None and os.path.isfile(path) else None
 
 
 def _shared_engine(model, key, build, gradient_key):
