@@ -282,11 +282,16 @@ def default_target(model, weights=None):
     backbone such as ``"vgg16-hed"`` outputs feature maps, and only the
     Gestalt Total of its last convolutional layer is a target there.
     """
+    from ._engine import model_network
     from ._models import resolve_model
 
-    keras_model, _ = resolve_model(model, weights)
-    shape = getattr(keras_model, "output_shape", None)
-    return "class" if isinstance(shape, tuple) and len(shape) == 2 else "gestalt"
+    network = model_network(resolve_model(model, weights)[0], None)
+    try:
+        network.target("class", "logit")
+    except ValueError:
+        # The one refusal of a class target: an output that is not (batch, n_classes).
+        return "gestalt"
+    return "class"
 
 
 def run_predict(localizer, paths, output, *, overlays=None, image_ids=None, batch_size=None,
@@ -594,6 +599,11 @@ def _check_usage(parser, args):
     if args.command == "predict":
         if not os.path.isfile(args.localizer):
             parser.error(f"LOCALIZER {args.localizer!r}: no such file")
+        from ._localizer import localizer_backend
+
+        if localizer_backend(args.localizer) == "torch" and "keras" not in sys.modules:
+            # As for --model timm:NAME: the localizer's PyTorch classifier picks the backend.
+            os.environ.setdefault("KERAS_BACKEND", "torch")
         if args.overlays is not None and os.path.exists(args.overlays) \
                 and not os.path.isdir(args.overlays):
             parser.error(f"--overlays {args.overlays!r} exists and is not a folder")

@@ -8,7 +8,10 @@ A localizer file is a zip archive holding everything ``predict`` needs:
   made (data, command line);
 - ``arrays.npz``: the fitted arrays (numpy's format, read without pickle);
 - ``model.keras``: the classifier itself, architecture and weights, read back
-  in Keras' safe mode, which runs no code from the file.
+  in Keras' safe mode, which runs no code from the file; or, for a PyTorch
+  classifier of timm or torchvision (``"timm:NAME"``), ``model.pt``: its state
+  dict, read with ``torch.load(..., weights_only=True)``, and the name that
+  builds its architecture.
 
 Only the package's own estimators are rebuilt, by a fixed table of class
 names: nothing in the file names code to import or run.
@@ -40,6 +43,7 @@ FORMAT_VERSION = 1
 MANIFEST = "localizer.json"
 ARRAYS = "arrays.npz"
 MODEL = "model.keras"
+TORCH_MODEL = "model.pt"
 
 #: Largest manifest read, in bytes: it holds parameters and a few lists.
 MAX_MANIFEST_BYTES = 16 << 20
@@ -146,8 +150,15 @@ def save_localizer(pipeline, path, *, box_scorer=None, record=None):
     manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
     path = os.fspath(path)
     with tempfile.TemporaryDirectory() as scratch:
-        model_file = os.path.join(scratch, MODEL)
-        transformer.gradient_engine().model.save(model_file)
+        model_name = MODEL if manifest["model"]["kind"] == "keras" else TORCH_MODEL
+        model_file = os.path.join(scratch, model_name)
+        network = transformer.gradient_engine().model
+        if model_name == MODEL:
+            network.save(model_file)
+        else:
+            import torch
+
+            torch.save(network.state_dict(), model_file)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         from ._atomic import atomic_file
@@ -156,8 +167,23 @@ def save_localizer(pipeline, path, *, box_scorer=None, record=None):
             archive.writestr(MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)
             archive.writestr(ARRAYS, buffer.getvalue(), zipfile.ZIP_DEFLATED)
             # A .keras file is a zip itself: stored, not compressed again.
-            archive.write(model_file, MODEL, zipfile.ZIP_STORED)
+            archive.write(model_file, model_name, zipfile.ZIP_STORED)
     return path
+
+
+def localizer_backend(path):
+    """``"torch"`` when the localizer file at ``path`` holds a PyTorch classifier, else None.
+
+    Reads the file's description only, without Keras: the command line sets
+    Keras' backend from it before Keras is imported. A file it cannot read
+    gives None; loading it says why.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read(MANIFEST))
+        return "torch" if manifest["model"]["kind"] == "torch" else None
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def load_localizer(path):
@@ -203,7 +229,7 @@ def load_localizer(path):
         with zipfile.ZipFile(path) as archive:
             manifest = _read_manifest(archive, path)
             arrays = _read_arrays(archive, path)
-            model = _read_model(archive, path)
+            model = _read_model(archive, manifest["model"], path)
     except zipfile.BadZipFile as error:
         raise LocalizerFileError(_not_a_localizer(path, error)) from error
     except (EOFError, zipfile.LargeZipFile, OSError) as error:
@@ -310,9 +336,13 @@ def _step_state(step, name, arrays):
     """``(params, fitted)`` of one step as JSON values; its arrays added to ``arrays``."""
     params = step.get_params(deep=False)
     if isinstance(step, SensitivityTransformer):
+        from ._torch_models import library_model
+
         params.pop("model")
         params.update(MACHINE_PARAMS)
-        params["preprocessing"] = _named_preprocessing(step)
+        if not (library_model(step.model) is not None and step.preprocessing == "auto"):
+            # A timm or torchvision classifier rebuilt by name declares its own again.
+            params["preprocessing"] = _named_preprocessing(step)
     elif "random_state" in params and not (
         params["random_state"] is None or isinstance(params["random_state"], Integral)
     ):
@@ -367,20 +397,37 @@ def _named_preprocessing(transformer):
 
 
 def _model_record(transformer):
-    """What the network was: name, file or object, and its weights file; for the record."""
-    from ._models import registered_name
+    """How the network is kept, and what it was: name, file or object, weights file.
+
+    ``kind`` is ``"keras"`` (a ``.keras`` file) or ``"torch"`` (a timm or
+    torchvision name, ``library_model``, and its state dict). A PyTorch
+    module of the user's own is refused: its architecture is Python code.
+    """
+    from ._models import preprocessing_label, registered_name
+    from ._torch_models import is_torch_module, library_model
 
     model, weights = transformer.model, transformer.weights
-    if registered_name(model) is not None:
-        described = {"name": registered_name(model)}
+    described = {"kind": "keras"}
+    if library_model(model) is not None:
+        described = {"kind": "torch", "library_model": model}
+    elif is_torch_module(model):
+        raise ValueError(
+            f"The classifier is a PyTorch module of your own ({type(model).__name__}), whose "
+            "architecture is Python code, which a localizer file does not hold: save its state "
+            "dict (torch.save(module.state_dict(), PATH)) and pickle the pipeline yourself, or "
+            "use a timm or torchvision classifier by name (model='timm:NAME', weights=PATH), "
+            "which a localizer file holds."
+        )
+    elif registered_name(model) is not None:
+        described["name"] = registered_name(model)
     elif isinstance(model, (str, os.PathLike)):
-        described = {"file": os.path.basename(os.fspath(model))}
+        described["file"] = os.path.basename(os.fspath(model))
     else:
-        described = {"keras_model": transformer.gradient_engine().model.name}
+        described["keras_model"] = transformer.gradient_engine().model.name
     if weights is not None:
         described["weights_file"] = os.path.basename(os.fspath(weights))
     described.update(target=transformer.target_name_, input_size=list(transformer.input_size_),
-                     preprocessing=_named_preprocessing(transformer))
+                     preprocessing=preprocessing_label(transformer.preprocessing_))
     return described
 
 
@@ -465,10 +512,12 @@ def _read_arrays(archive, path):
         ) from error
 
 
-def _read_model(archive, path):
-    """The classifier of the file, loaded from a temporary copy in Keras' safe mode."""
+def _read_model(archive, described, path):
+    """The classifier of the file, from a temporary copy: Keras' safe mode, or a state dict."""
     import keras
 
+    if isinstance(described, dict) and described.get("kind") == "torch":
+        return _read_torch_model(archive, described.get("library_model"), path)
     info = _member(archive, MODEL, path, MAX_MEMBER_BYTES)
     with tempfile.TemporaryDirectory() as scratch:
         model_file = os.path.join(scratch, MODEL)
@@ -482,6 +531,37 @@ def _read_model(archive, path):
                 f"The classifier in {path!r} cannot be loaded in Keras' safe mode "
                 f"({type(error).__name__}: {first_line}): the file is damaged, holds code, or "
                 "needs a newer Keras; make it again with sensloc fit / save_localizer."
+            ) from error
+
+
+def _read_torch_model(archive, name, path):
+    """A timm or torchvision classifier built by name, filled with the file's state dict."""
+    from ._torch_models import (
+        build_library_model,
+        check_torch_backend,
+        library_model,
+        load_state_dict,
+    )
+
+    if library_model(name) is None:
+        raise LocalizerFileError(
+            f"{path!r} names its PyTorch classifier {name!r}, not a timm or torchvision name: "
+            "the file is damaged or was not written by save_localizer."
+        )
+    try:
+        check_torch_backend(f"The classifier of {path!r}, {name},")
+    except ValueError as error:
+        raise LocalizerFileError(str(error)) from None
+    info = _member(archive, TORCH_MODEL, path, MAX_MEMBER_BYTES)
+    with tempfile.TemporaryDirectory() as scratch:
+        state_file = os.path.join(scratch, TORCH_MODEL)
+        with archive.open(info) as source, open(state_file, "wb") as target:
+            shutil.copyfileobj(source, target)
+        try:
+            return build_library_model(name, load_state_dict(state_file))
+        except (ValueError, ImportError) as error:
+            raise LocalizerFileError(
+                f"The classifier in {path!r} ({name}) cannot be rebuilt: {error}"
             ) from error
 
 

@@ -304,3 +304,18 @@ def test_a_member_claiming_too_many_bytes_is_refused_unread(saved, monkeypatch):
     monkeypatch.setattr(_localizer, "MAX_MEMBER_BYTES", 100)
     with pytest.raises(LocalizerFileError, match="more than a localizer holds"):
         load_localizer(saved)
+
+
+def test_a_pytorch_localizer_under_another_backend_says_to_set_keras_backend(saved, tmp_path):
+    manifest = _manifest(saved)
+    manifest["model"] = {"kind": "torch", "library_model": "timm:resnet10t"}
+    torch_file = _rewritten(saved, tmp_path / "torch.sensloc",
+                            **{_localizer.MANIFEST: json.dumps(manifest)})
+    assert _localizer.localizer_backend(torch_file) == "torch"
+    assert _localizer.localizer_backend(saved) is None
+    with pytest.raises(LocalizerFileError, match="set the environment variable KERAS_BACKEND=torch"):
+        load_localizer(torch_file)
+    manifest["model"]["library_model"] = "os:system"
+    with pytest.raises(LocalizerFileError, match="not a timm or torchvision name"):
+        load_localizer(_rewritten(saved, tmp_path / "n.sensloc",
+                                  **{_localizer.MANIFEST: json.dumps(manifest)}))

@@ -495,3 +495,40 @@ def test_the_command_line_refuses_a_library_name_under_another_backend(tmp_path,
         main(["demo", "--model", "timm:resnet10t", "--output", str(tmp_path / "out")])
     assert exit_.value.code == 2
     assert "set the environment variable KERAS_BACKEND=torch" in capsys.readouterr().err
+
+
+@torch_only
+def test_a_library_classifier_travels_in_a_localizer_file_and_a_module_of_ones_own_does_not(
+        tmp_path):
+    import timm
+
+    from sklearn_sensloc import BoxScorer, load_localizer, save_localizer, write_boxes
+
+    torch.manual_seed(0)
+    weights = save_state(timm.create_model("resnet10t"), tmp_path / "resnet10t.pth")
+    x = images(12, size=40)
+    boxes = np.tile([0.2, 0.3, 0.7, 0.8], (12, 1))
+    pipe = Pipeline([("sens", SensitivityTransformer(model="timm:resnet10t", weights=weights,
+                                                     target="class", image_size=(32, 32))),
+                     ("box", BoxRegressor(random_state=0))]).fit(x, boxes)
+    maps = pipe.steps[0][1].transform(x)
+    scorer = BoxScorer(map_shape=pipe.steps[0][1].map_shape_).fit(
+        maps, pipe.predict(x), np.arange(12) % 2 == 0)
+    path = save_localizer(pipe, tmp_path / "timm.sensloc", box_scorer=scorer)
+    os.remove(weights)
+    loaded = load_localizer(path)
+    assert loaded.localizer_record_["model"]["library_model"] == "timm:resnet10t"
+    np.testing.assert_allclose(loaded.predict(x), pipe.predict(x), atol=1e-6)
+    assert isinstance(loaded.steps[0][1].model, torch.nn.Module)
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(x[0].astype(np.uint8)).save(photo)
+    summary = write_boxes(loaded, [str(photo)], tmp_path / "boxes.csv")
+    assert summary.n_written == 1
+    own = Pipeline([("sens", SensitivityTransformer(model=tiny_net(), preprocessing="tf",
+                                                    image_size=(SIZE, SIZE))),
+                    ("box", BoxRegressor(random_state=0))]).fit(images(8), boxes[:8])
+    with pytest.raises(ValueError, match="PyTorch module of your own .* timm or torchvision"):
+        save_localizer(own, tmp_path / "own.sensloc")
+    assert not (tmp_path / "own.sensloc").exists()
