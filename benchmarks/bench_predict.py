@@ -25,18 +25,22 @@ headline:
 import csv
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import base_parser, print_header, print_table, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    base_parser,
+    interleaved_medians,
+    print_header,
+    print_table,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MOBILENET = "mobilenet-v1-0.25/mobilenet_v1_0.25_224_imagenet.weights.h5"
@@ -126,13 +130,9 @@ def main():
             "Python transform + predict": lambda: run(
                 [sys.executable, "-c", PYTHON_PREDICT, localizer, listing]),
         }
-        times = {name: [] for name in contenders}
-        for _ in range(repeats):
-            for name, contender in contenders.items():
-                start = time.perf_counter()
-                contender()
-                times[name].append(time.perf_counter() - start)
-        medians = {name: statistics.median(seconds) for name, seconds in times.items()}
+        # Whole processes: each call pays its own start, so no warm-up is owed.
+        medians = {name: median for name, (median, _) in
+                   interleaved_medians(contenders, repeats, warmup=0).items()}
         ratio = medians["sensloc predict"] / medians["Python transform + predict"]
         print_table(f"{n} photos, whole processes, medians of {repeats}",
                     [{"contender": name, "seconds": medians[name],

@@ -17,6 +17,7 @@ Only the package's own estimators are rebuilt, by a fixed table of class
 names: nothing in the file names code to import or run.
 """
 
+import contextlib
 import datetime
 import io
 import json
@@ -512,17 +513,24 @@ def _read_arrays(archive, path):
         ) from error
 
 
+@contextlib.contextmanager
+def _extracted(archive, name, path):
+    """The member ``name`` copied to a temporary file of that name, removed after."""
+    info = _member(archive, name, path, MAX_MEMBER_BYTES)
+    with tempfile.TemporaryDirectory() as scratch:
+        extracted = os.path.join(scratch, name)
+        with archive.open(info) as source, open(extracted, "wb") as target:
+            shutil.copyfileobj(source, target)
+        yield extracted
+
+
 def _read_model(archive, described, path):
     """The classifier of the file, from a temporary copy: Keras' safe mode, or a state dict."""
     import keras
 
     if isinstance(described, dict) and described.get("kind") == "torch":
         return _read_torch_model(archive, described.get("library_model"), path)
-    info = _member(archive, MODEL, path, MAX_MEMBER_BYTES)
-    with tempfile.TemporaryDirectory() as scratch:
-        model_file = os.path.join(scratch, MODEL)
-        with archive.open(info) as source, open(model_file, "wb") as target:
-            shutil.copyfileobj(source, target)
+    with _extracted(archive, MODEL, path) as model_file:
         try:
             return keras.saving.load_model(model_file, compile=False, safe_mode=True)
         except Exception as error:
@@ -552,11 +560,7 @@ def _read_torch_model(archive, name, path):
         check_torch_backend(f"The classifier of {path!r}, {name},")
     except ValueError as error:
         raise LocalizerFileError(str(error)) from None
-    info = _member(archive, TORCH_MODEL, path, MAX_MEMBER_BYTES)
-    with tempfile.TemporaryDirectory() as scratch:
-        state_file = os.path.join(scratch, TORCH_MODEL)
-        with archive.open(info) as source, open(state_file, "wb") as target:
-            shutil.copyfileobj(source, target)
+    with _extracted(archive, TORCH_MODEL, path) as state_file:
         try:
             return build_library_model(name, load_state_dict(state_file))
         except (ValueError, ImportError) as error:

@@ -24,11 +24,11 @@ from sklearn_sensloc import (
     HeuristicBoxEstimator,
     LocalizerFileError,
     SensitivityTransformer,
+    _localizer,
     fit_box_scorer,
     load_localizer,
     save_localizer,
 )
-from sklearn_sensloc import _localizer
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,8 @@ def test_a_pytorch_localizer_under_another_backend_says_to_set_keras_backend(sav
                             **{_localizer.MANIFEST: json.dumps(manifest)})
     assert _localizer.localizer_backend(torch_file) == "torch"
     assert _localizer.localizer_backend(saved) is None
-    with pytest.raises(LocalizerFileError, match="set the environment variable KERAS_BACKEND=torch"):
+    with pytest.raises(LocalizerFileError,
+                       match="set the environment variable KERAS_BACKEND=torch"):
         load_localizer(torch_file)
     manifest["model"]["library_model"] = "os:system"
     with pytest.raises(LocalizerFileError, match="not a timm or torchvision name"):
