@@ -7,41 +7,67 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
+# Before the imports: modules that record the version import it from here.
+__version__ = "0.1.0"
+
+from ._box_files import BoxRow
+from ._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
 from ._boxes import box_iou
 from ._cache import gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from ._image_files import find_images
+from ._localizer import LocalizerFileError, load_localizer, save_localizer
 from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
 from ._models import loaded_models
 from ._plots import plot_boxes, plot_maps
+from ._predict_photos import predict_photos, write_boxes
 from ._regressor import BoxRegressor
 from ._store import MapStore, MapStoreMismatchError, fit_from_store
 from ._transformer import SensitivityTransformer
-from .datasets import load_voc, make_sample_scenes
+from .datasets import (
+    SplitNotFoundError,
+    load_coco,
+    load_csv_boxes,
+    load_voc,
+    make_sample_scenes,
+)
 from .evaluation import evaluate_localization, evaluate_voc
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BoxRegressor",
+    "BoxRow",
+    "BoxScorer",
     "CenterBoxBaseline",
     "CorLocScorer",
     "HeuristicBoxEstimator",
+    "LocalizerFileError",
     "MapStore",
     "MapStoreMismatchError",
     "SensitivityTransformer",
+    "SplitNotFoundError",
     "box_iou",
+    "box_score_features",
+    "box_scores",
     "corloc_interval",
     "corloc_score",
     "correct_localizations",
     "evaluate_localization",
     "evaluate_voc",
+    "fit_box_scorer",
+    "find_images",
     "fit_from_store",
     "gradient_cache",
+    "load_coco",
+    "load_csv_boxes",
+    "load_localizer",
     "load_voc",
     "loaded_models",
     "make_sample_scenes",
     "plot_boxes",
     "plot_maps",
+    "predict_photos",
+    "save_localizer",
+    "write_boxes",
 ]
 
 # Dask support needs the optional "dask" extra, so it is imported on first use.

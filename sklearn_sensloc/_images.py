@@ -5,6 +5,7 @@ file paths. Paths are decoded batch by batch so memory stays bounded by one
 batch of decoded images, whatever the number of files.
 """
 
+import contextlib
 import os
 import warnings
 
@@ -23,6 +24,8 @@ class ImageSource:
     """Validated, indexable view of ``X``: resized float32 images and their keys."""
 
     def __init__(self, X):
+        if isinstance(X, (str, os.PathLike)) and os.path.isdir(X):
+            raise ValueError(f"X is the folder {os.fspath(X)!r}: {_folder_hint(X)}")
         if isinstance(X, (str, os.PathLike)):
             raise ValueError(
                 "X must be a collection of images or of image paths; got a single "
@@ -88,17 +91,36 @@ def load_image(path, size):
     converted; unreadable, truncated, empty and decompression-bomb files are
     refused with an error naming the file.
     """
+    with opened_image(path) as image:
+        # JPEG decodes straight at a reduced scale no smaller than needed.
+        image.draft("RGB", (size[1], size[0]))
+        return _resized(to_rgb(image), size)
+
+
+def read_image_size(path):
+    """``(width, height)`` of an image file, from its header: nothing is decoded.
+
+    Refuses what :func:`load_image` refuses at this stage: a missing file, or
+    one that is not an image (empty, text, unknown format).
+    """
+    with opened_image(path) as image:
+        return image.size
+
+
+@contextlib.contextmanager
+def opened_image(path):
+    """The Pillow image of ``path``; any failure to read it is an error naming the file."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its two size limits; a file that large
             # is refused here, not decoded into gigabytes.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                # JPEG decodes straight at a reduced scale no smaller than needed.
-                image.draft("RGB", (size[1], size[0]))
-                return _resized(_to_rgb(image), size)
+                yield image
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file not found: {path!r}.") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path!r} is a folder, not an image file: {_folder_hint(path)}") from None
     except (
         UnidentifiedImageError,
         OSError,
@@ -110,7 +132,12 @@ def load_image(path, size):
         raise ValueError(f"Cannot read image file {path!r}: {error}") from error
 
 
-def _to_rgb(image):
+def _folder_hint(path):
+    return f"pass its image files instead, e.g. sklearn_sensloc.find_images({os.fspath(path)!r})."
+
+
+def to_rgb(image):
+    """A Pillow image as RGB: 16-bit scaled to 8, transparency composited on white."""
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -153,6 +180,10 @@ def _check_image_list(X):
     checked = []
     for index, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
+            if os.path.isdir(item):
+                raise ValueError(
+                    f"Image {index} of X, {os.fspath(item)!r}, is a folder: {_folder_hint(item)}"
+                )
             checked.append(os.fspath(item))
             continue
         image = np.asarray(item)

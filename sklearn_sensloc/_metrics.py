@@ -77,9 +77,10 @@ def corloc_interval(hits, confidence=0.95):
 
     Parameters
     ----------
-    hits : array-like of bool
-        Per image, whether it is correctly localized
-        (:func:`correct_localizations`).
+    hits : array-like of bool, shape (n,)
+        Per image, whether it is correctly localized: from boxes, this is
+        ``correct_localizations(y_true, y_pred)``. Boxes themselves are refused
+        with an error that says so.
     confidence : float, default=0.95
         Coverage of the interval.
 
@@ -97,9 +98,9 @@ def corloc_interval(hits, confidence=0.95):
     """
     from scipy.stats import norm
 
+    hits = _check_hits(hits, confidence)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
-    hits = np.asarray(hits, dtype=bool).reshape(-1)
     n = len(hits)
     if n == 0:
         return float("nan"), float("nan")
@@ -109,6 +110,29 @@ def corloc_interval(hits, confidence=0.95):
     centre = (p + z * z / (2 * n)) / denominator
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
     return float(100 * max(0.0, centre - half)), float(100 * min(1.0, centre + half))
+
+
+def _check_hits(hits, confidence):
+    """``hits`` as a 1-D bool array; boxes in their place get a sentence, not a numpy error."""
+    boxes_hint = (
+        "corloc_interval takes per-image hits (True/False), not boxes: pass "
+        "correct_localizations(y_true, y_pred) as its first argument"
+    )
+    if np.ndim(confidence) != 0:
+        raise ValueError(f"{boxes_hint}; its second argument is the confidence, a number.")
+    try:
+        values = np.asarray(hits)
+    except ValueError:
+        raise ValueError(f"{boxes_hint}; got a ragged list.") from None
+    if values.ndim == 2 and values.shape[1] == 4:
+        raise ValueError(f"{boxes_hint}; got an array of shape {values.shape}.")
+    if values.ndim > 1:
+        raise ValueError(
+            f"hits must hold one True/False per image (1-D); got shape {values.shape}."
+        )
+    if values.dtype != bool and values.size and not np.isin(values, (0, 1)).all():
+        raise ValueError(f"{boxes_hint}; got values other than 0 and 1.")
+    return values.astype(bool)
 
 
 def correct_localizations(y_true, y_pred, iou_threshold=0.5):

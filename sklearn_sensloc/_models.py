@@ -1,9 +1,11 @@
-"""Which Keras model a ``model=`` parameter means, and how its inputs are preprocessed.
+"""Which model a ``model=`` parameter means, and how its inputs are preprocessed.
 
 Registered names build known models (the ``keras.applications`` ImageNet
 classifiers, with their own weights or with a weights file); a path loads a
-``.keras`` file in Keras' safe mode; a ``keras.Model`` is used as given.
-Preprocessing is a name or a callable on RGB 0..255 batches.
+``.keras`` file in Keras' safe mode; a ``keras.Model`` is used as given. Under
+Keras' PyTorch backend, ``"timm:NAME"`` and ``"torchvision:NAME"`` build those
+libraries' classifiers and a ``torch.nn.Module`` is used as given (see
+``_torch_models``). Preprocessing is a name or a callable on RGB 0..255 batches.
 """
 
 import difflib
@@ -21,6 +23,16 @@ from typing import NamedTuple
 import numpy as np
 
 from ._identity import file_fingerprint, fingerprint
+from ._torch_models import (
+    build_library_model,
+    check_library_model,
+    check_torch_backend,
+    declared_preprocessing,
+    is_torch_module,
+    library_fingerprint,
+    library_model,
+    module_fingerprint,
+)
 
 #: Channel means of the ImageNet training set, in BGR order, used by the
 #: original Caffe VGG16 ("caffe" preprocessing in Keras).
@@ -341,10 +353,13 @@ def _announce_download(name, entry):
 
 
 def resolve_model(model, weights=None):
-    """Return ``(keras_model, default_preprocessing)`` for ``model=`` and ``weights=`` values.
+    """Return ``(model, default_preprocessing)`` for ``model=`` and ``weights=`` values.
 
-    ``default_preprocessing`` is the registered model's own, ``"none"`` for
-    a ``.keras`` file or a ``keras.Model``.
+    ``model`` is a ``keras.Model``, or a ``torch.nn.Module`` for a module or
+    a ``"timm:NAME"`` / ``"torchvision:NAME"``. ``default_preprocessing`` is
+    the registered model's own, the normalization its library documents for
+    a ``"LIBRARY:NAME"``, ``"none"`` for a ``.keras`` file, a ``keras.Model``
+    or a module that declares none.
     """
     import keras
 
@@ -352,6 +367,15 @@ def resolve_model(model, weights=None):
     check_model(model, weights)
     if isinstance(model, keras.Model):
         return model, "none"
+    if is_torch_module(model):
+        return model, declared_preprocessing(model) or "none"
+    if library_model(model) is not None:
+        key = None if weights is None else file_fingerprint(weights)
+        path = None if weights is None else os.fspath(weights)
+        module = loaded_models.get(
+            (model, path, key), functools.partial(build_library_model, model, path)
+        )
+        return module, declared_preprocessing(module)
     if name is not None:
         key = None if weights is None else file_fingerprint(weights)
         return _registered_model(name, None if weights is None else os.fspath(weights), key), \
@@ -375,16 +399,27 @@ def check_model(model, weights=None):
     ------
     ValueError
         ``weights`` with a model that is not a registered name; a path that
-        is a weights file, or neither a registered name nor a ``.keras`` file.
+        is a weights file, or neither a registered name nor a ``.keras`` file;
+        a PyTorch model (a ``torch.nn.Module``, ``"timm:NAME"`` or
+        ``"torchvision:NAME"``) on another Keras backend than PyTorch, an
+        unknown name of its library, or a weights file that is no state dict.
     FileNotFoundError
         A ``.keras`` or weights file that does not exist.
+    ImportError
+        ``"timm:NAME"`` or ``"torchvision:NAME"`` without its library.
     """
     name = registered_name(model)
+    if library_model(model) is not None:
+        check_library_model(model, weights)
+        return
+    if is_torch_module(model):
+        check_torch_backend(f"model={type(model).__name__}(...)")
     if weights is not None and name is None:
         raise ValueError(
             f"weights={os.fspath(weights)!r} is for a registered model name, whose "
             f"architecture it fills; model={_short(model)} brings its own weights. Load them "
-            "into your keras.Model (model.load_weights) or drop weights=."
+            "into your model (keras: model.load_weights; torch: module.load_state_dict) or "
+            "drop weights=."
         )
     if weights is not None and not os.path.isfile(weights):
         raise FileNotFoundError(f"Weights file not found: {os.fspath(weights)!r}.")
@@ -393,20 +428,39 @@ def check_model(model, weights=None):
 
 
 def _short(model):
+    if is_torch_module(model):
+        return f"torch module {type(model).__name__}"
     return f"keras.Model {model.name!r}" if hasattr(model, "get_weights") else repr(model)
 
 
 def resolve_preprocessing(preprocessing, model, keras_model):
     """The preprocessing a ``preprocessing=`` value means: a name or a callable.
 
-    ``"auto"`` is a registered model's own; for a user model it is ``"none"``,
-    with a warning when the model does not rescale 0..255 pixels itself.
+    ``"auto"`` is a registered model's own; a PyTorch module's is the
+    normalization of its timm-style ``pretrained_cfg`` (every ``"timm:NAME"``
+    and ``"torchvision:NAME"`` has one); for another user model it is
+    ``"none"``, with a warning when the model does not rescale 0..255 pixels
+    itself (a module cannot tell: it always warns).
     """
     if callable(preprocessing) or preprocessing != "auto":
         return preprocessing
     name = registered_name(model)
     if name is not None:
         return REGISTRY[name].preprocessing
+    if is_torch_module(keras_model):
+        declared = declared_preprocessing(keras_model)
+        if declared is None:
+            warnings.warn(
+                f"Module {type(keras_model).__name__} declares no preprocessing (no timm-style "
+                "pretrained_cfg with mean and std), and preprocessing='auto' leaves its input as "
+                "given: RGB 0..255 (in NCHW). If it was trained on normalized pixels, pass "
+                "preprocessing='torch' (ImageNet mean and std, torchvision's and timm's "
+                "default), 'tf' (x/127.5-1) or a callable; pass preprocessing='none' if "
+                "0..255 is what it expects.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return declared or "none"
     if not _rescales_its_input(keras_model):
         warnings.warn(
             f"Model {keras_model.name!r} has no Rescaling or Normalization layer before its "
@@ -474,8 +528,12 @@ def model_fingerprint(model, keras_model, weights=None):
         return fingerprint(
             "registered", name, None if weights is None else file_fingerprint(weights)
         )
+    if library_model(model) is not None:
+        return library_fingerprint(model, None if weights is None else file_fingerprint(weights))
     if isinstance(model, (str, os.PathLike)):
         return file_fingerprint(model)
+    if is_torch_module(keras_model):
+        return module_fingerprint(keras_model)
     weights = [np.ascontiguousarray(w).data for w in keras_model.get_weights()]
     return fingerprint("model", keras_model.to_json(), *weights)
 

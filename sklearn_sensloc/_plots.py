@@ -22,22 +22,32 @@ TRUE_COLOUR = "#3cb44b"
 CENTER_NAME, CENTER_COLOUR = "center box", "#a9a9a9"
 
 
-def _new_figure(width, height):
+def _new_figure(width, height, layout="compressed"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="compressed")
+    figure = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
 
+#: Width of one photo's panel in ``plot_boxes``, in inches.
+PANEL_SIZE = 3.2
+#: A photo read from a file is shrunk to at most this many pixels a side: a panel shows no
+#: more, and a figure of many camera photos would otherwise hold them all at full size.
+DISPLAY_MAX_SIDE = 1024
+
+
 def _display_image(image):
-    """An image for ``imshow``: a path is read, floats in 0..255 become uint8."""
+    """An image for ``imshow``: a path is read (shrunk), floats in 0..255 become uint8."""
     if isinstance(image, (str, os.PathLike)):
         from PIL import Image
 
         with Image.open(image) as opened:
-            return np.asarray(opened.convert("RGB"))
+            opened.draft("RGB", (DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE))
+            rgb = opened.convert("RGB")
+            rgb.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE))
+            return np.asarray(rgb)
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
@@ -64,8 +74,13 @@ def _show_image(ax, image):
 
 def _layout(images, indices, max_images, titles, ncols):
     """The images shown, their titles (image ids by default), and their grid's rows and columns."""
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
+                                   or max_images < 1):
+        raise ValueError(
+            f"max_images must be a positive int or None (every image); got {max_images!r}."
+        )
     if indices is None:
-        shown = list(range(min(len(images), max_images)))
+        shown = list(range(len(images) if max_images is None else min(len(images), max_images)))
     else:
         shown = [int(i) for i in indices]
         bad = [i for i in shown if not 0 <= i < len(images)]
@@ -89,6 +104,27 @@ def _grid(figure, nrows, ncols):
     axes = np.atleast_1d(figure.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax in axes:
         ax.set_axis_off()
+    return axes
+
+
+def _panels(figure, n, ncols, row_heights, title_height):
+    """``n`` axes, ``ncols`` a row, each row ``row_heights[i]`` inches tall under its titles.
+
+    Placed by hand: a layout engine leaves fixed-aspect photos of mixed shapes in a corner
+    of a tall figure, or pushes a long title out of a short one.
+    """
+    width, height = figure.get_size_inches()
+    axes = []
+    top = height
+    for k in range(n):
+        row, column = divmod(k, ncols)
+        if column == 0:
+            top -= title_height + (row_heights[row - 1] if row else 0)
+        left, bottom = column * PANEL_SIZE + 0.05, top - row_heights[row]
+        ax = figure.add_axes((left / width, bottom / height,
+                              (PANEL_SIZE - 0.1) / width, row_heights[row] / height))
+        ax.set_axis_off()
+        axes.append(ax)
     return axes
 
 
@@ -222,15 +258,18 @@ def plot_boxes(
     True boxes are green; each method's prediction has its own colour. Below
     the image id, the panel title gives each prediction's IoU with the
     best-matching true box, and whether it is ``correct`` (IoU >
-    ``iou_threshold``, the CorLoc rule) or a ``miss``.
+    ``iou_threshold``, the CorLoc rule) or a ``miss``. Without true boxes
+    (``true_boxes=None``, e.g. boxes predicted for new photos), only the
+    predictions are drawn, under the image id.
 
     Parameters
     ----------
     images : array of shape (n, H, W, 3) or list of arrays or paths
         The images, pixel values in 0..255, at any size: boxes are fractions
         of the width and height.
-    true_boxes : array-like of shape (n, 4) or list of (k_i, 4) arrays
-        Ground truth, one or several boxes per image.
+    true_boxes : array-like of shape (n, 4), list of (k_i, 4) arrays, or None
+        Ground truth, one or several boxes per image; None draws the
+        predictions alone (no IoU, no "true" entry in the legend).
     pred_boxes : array-like of shape (n, 4), or dict of them
         Predictions; a dict ``{method name: boxes}`` draws several methods.
     center_box : array-like of shape (4,) or (n, 4), optional
@@ -238,8 +277,12 @@ def plot_boxes(
         drawn dotted in grey for comparison, with its IoU.
     indices : sequence of int, optional
         Which images to show; default the first ``max_images``.
-    max_images, ncols : int, default=8, 4
-        Images shown when ``indices`` is None, and images per row.
+    max_images : int or None, default=8
+        Images shown when ``indices`` is None: the first ``max_images``, or
+        every image for None.
+    ncols : int, default=4
+        Images per row; the figure grows a row for each further ``ncols``
+        images, each panel keeping its size.
     iou_threshold : float, default=0.5
         The CorLoc rule: a prediction is ``correct`` when its IoU is above.
     titles : sequence of str, optional
@@ -271,11 +314,17 @@ def plot_boxes(
     image 1
     learned: IoU 0.35 miss
     center box: IoU 0.41 miss
+
+    Predictions alone, on every image:
+
+    >>> fig = plot_boxes(images, None, [[0.1, 0.1, 0.5, 0.5], [0, 0, 1, 1]], max_images=None)
+    >>> [ax.get_title() for ax in fig.axes], [t.get_text() for t in fig.legends[0].get_texts()]
+    (['image 0', 'image 1'], ['predicted'])
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    truth = check_box_sets(true_boxes, name="true_boxes")
+    truth = None if true_boxes is None else check_box_sets(true_boxes, name="true_boxes")
     if not isinstance(pred_boxes, dict):
         pred_boxes = {"predicted": pred_boxes}
     if len(pred_boxes) > len(PRED_COLOURS):
@@ -292,11 +341,30 @@ def plot_boxes(
     for name, (boxes, _, _) in drawn.items():
         if len(boxes) != len(images):
             raise ValueError(f"{len(images)} images but {len(boxes)} boxes for {name!r}.")
-    if len(truth) != len(images):
+    if truth is not None and len(truth) != len(images):
         raise ValueError(f"{len(images)} images but {len(truth)} true box sets.")
     shown, titles, nrows, ncols = _layout(images, indices, max_images, titles, ncols)
-    figure = _new_figure(3.2 * ncols, 3.2 * nrows + 0.4)
-    axes = _grid(figure, nrows, ncols)
+    handles = [] if truth is None else [Line2D([], [], color=TRUE_COLOUR, linewidth=2, label="true")]
+    handles += [
+        Line2D([], [], color=colour, linewidth=2, linestyle=style, label=name)
+        for name, (_, colour, style) in drawn.items()
+    ]
+    # As many legend entries a row as the figure's width holds: a narrow figure wraps them.
+    entry_width = 0.6 + 0.075 * max(len(handle.get_label()) for handle in handles)
+    per_row = max(1, min(len(handles), int(PANEL_SIZE * ncols // entry_width)))
+    pictures = [_display_image(images[index]) for index in shown]
+    # Each row as tall as its tallest photo (portraits capped at 3:2) under its title lines:
+    # neither one photo nor thirty leave the figure mostly blank.
+    title_lines = max(title.count("\n") + 1 for title in titles)
+    title_height = 0.14 * (title_lines + (0 if truth is None else len(drawn))) + 0.1
+    row_heights = [
+        PANEL_SIZE * max(min(p.shape[0] / p.shape[1], 1.5) for p in pictures[start:start + ncols])
+        for start in range(0, len(pictures), ncols)
+    ]
+    legend_height = 0.25 * math.ceil(len(handles) / per_row) + 0.1
+    figure_height = sum(row_heights) + nrows * title_height + legend_height
+    figure = _new_figure(PANEL_SIZE * ncols, figure_height, layout=None)
+    axes = _panels(figure, len(pictures), ncols, row_heights, title_height)
 
     def rectangle(box, width, height, colour, style):
         xmin, ymin, xmax, ymax = box
@@ -306,19 +374,16 @@ def plot_boxes(
 
     for k, index in enumerate(shown):
         ax = axes[k]
-        height, width = _show_image(ax, _display_image(images[index]))
-        for box in truth[index]:
+        height, width = _show_image(ax, pictures[k])
+        for box in [] if truth is None else truth[index]:
             ax.add_patch(rectangle(box, width, height, TRUE_COLOUR, "-"))
         lines = [titles[k]]
         for name, (boxes, colour, style) in drawn.items():
             ax.add_patch(rectangle(boxes[index], width, height, colour, style))
-            iou = float(box_iou(truth[index], boxes[index]).max())
-            lines.append(f"{name}: IoU {iou:.2f} " + ("correct" if iou > iou_threshold else "miss"))
+            if truth is not None:
+                iou = float(box_iou(truth[index], boxes[index]).max())
+                verdict = "correct" if iou > iou_threshold else "miss"
+                lines.append(f"{name}: IoU {iou:.2f} {verdict}")
         ax.set_title("\n".join(lines), fontsize=8)
-    handles = [Line2D([], [], color=TRUE_COLOUR, linewidth=2, label="true")] + [
-        Line2D([], [], color=colour, linewidth=2, linestyle=style, label=name)
-        for name, (_, colour, style) in drawn.items()
-    ]
-    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,
-                  frameon=False)
+    figure.legend(handles=handles, loc="lower center", ncols=per_row, fontsize=9, frameon=False)
     return _save(figure, path, dpi)

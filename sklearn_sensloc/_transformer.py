@@ -37,14 +37,19 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : str, path or keras.Model, default="vgg16"
+    model : str, path, keras.Model or torch.nn.Module, default="vgg16"
         A registered name: a ``keras.applications`` ImageNet classifier by its
         lower-case name (``"vgg16"``, ``"resnet50"``, ``"mobilenet"``,
         ``"efficientnetb0"``, ...; Keras downloads its weights when ``fit``
         first needs them, unless ``weights`` is given) or ``"vgg16-hed"``, the
         offline VGG16 backbone (needs the ``offline`` extra); a path to a
         ``.keras`` file (loaded in Keras' safe mode); or a ``keras.Model``
-        taking ``(batch, H, W, 3)`` images.
+        taking ``(batch, H, W, 3)`` images. Under Keras' PyTorch backend
+        (``KERAS_BACKEND=torch``) also a ``torch.nn.Module`` taking
+        ``(batch, 3, H, W)`` batches, or ``"timm:NAME"`` /
+        ``"torchvision:NAME"``, a classifier of those libraries (the ``torch``
+        extra) with the preprocessing and input size it documents; see
+        :ref:`torch_classifiers`.
     target : {"gestalt", "class"}, int or str, default="gestalt"
         ``"gestalt"``: the Gestalt Total, mean activation of the last
         convolutional layer; ``"class"``: score of the predicted class; an int:
@@ -90,7 +95,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
     weights : str, path or None, default=None
         For a registered name: a weights file of that architecture to use
         instead of the downloaded ImageNet weights (for ``"mobilenet"`` the
-        width ``alpha`` is read from the file). None: the name's own weights.
+        width ``alpha`` is read from the file); for ``"timm:NAME"`` or
+        ``"torchvision:NAME"``, a state dict file (``.pth``, ``.pt``,
+        ``.bin``, ``.safetensors``). None: the name's own weights.
     class_score : {"logit", "output"}, default="logit"
         What a class target differentiates. ``"logit"``: the class score
         before a final softmax (the paper's score; for a model without a
@@ -151,6 +158,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         input size, method and the parameters it reads): equal for
         transformers whose backward passes give equal gradients. Caches and
         stores key an image's gradients by it and the image's key.
+    model_file_, weights_file_ : str or None
+        Absolute paths of the ``.keras`` and weights files ``fit`` read, so
+        that a pickled transformer finds them from any working folder.
 
     Examples
     --------
@@ -244,6 +254,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         """
         if X is not None:
             ImageSource(X)
+        self.model_file_, self.weights_file_ = (
+            _absolute_file(value) for value in (self._model_file(), self.weights)
+        )
         engine = self._build_engine()
         self.input_size_ = engine.input_size
         self.map_shape_ = pooled_shape(self.input_size_, self.pool)
@@ -392,7 +405,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             resolve_preprocessing,
         )
 
-        model, _ = resolve_model(self.model, self.weights)
+        model_arg = self._located("model", getattr(self, "model_file_", None), self.model)
+        weights = self._located("weights", getattr(self, "weights_file_", None), self.weights)
+        model, _ = resolve_model(model_arg, weights)
         self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
         preprocessing = preprocessing_key(self.preprocessing_)
         engine_params = sorted(
@@ -417,7 +432,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
                 batch_size=self.batch_size,
             ),
             lambda engine: gradient_key(
-                model_fingerprint(self.model, model, self.weights),
+                model_fingerprint(model_arg, model, weights),
                 self.target,
                 preprocessing,
                 engine.input_size,
@@ -427,6 +442,35 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             ),
         )
         return self._engine
+
+    def _model_file(self):
+        """The ``.keras`` file ``model`` names, or None (a registered name or a keras.Model)."""
+        from ._models import registered_name
+
+        if isinstance(self.model, (str, os.PathLike)) and registered_name(self.model) is None:
+            return self.model
+        return None
+
+    def _located(self, parameter, fitted_file, given):
+        """``given``, with a file found where ``fit`` found it, from any working folder.
+
+        A pickled transformer keeps its parameters as typed: a relative path
+        would point elsewhere once loaded in another folder. ``fit`` records
+        each file's absolute path (``model_file_``, ``weights_file_``), which
+        is used first; the path as given serves when the files moved with it.
+        """
+        if fitted_file is None:
+            return given
+        for candidate in (fitted_file, given):
+            if os.path.isfile(candidate):
+                return candidate
+        raise FileNotFoundError(
+            f"The {parameter} file {os.fspath(given)!r} of this fitted SensitivityTransformer is "
+            f"gone: it is neither at {fitted_file!r}, where fit found it, nor at "
+            f"{os.path.abspath(given)!r}. Put the file back, or fit again; to move a fitted "
+            "pipeline between folders or machines, save it with "
+            "sklearn_sensloc.save_localizer, which embeds the network."
+        )
 
     def _method_key(self):
         """The method and the parameters its attributions depend on; none for the gradient.
@@ -501,6 +545,11 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+def _absolute_file(path):
+    """The absolute path of an existing file; None for None or a missing file (fit's error)."""
+    return os.path.abspath(path) if path is not None and os.path.isfile(path) else None
+
+
 def _shared_engine(model, key, build, gradient_key):
     """``(engine, gradient_key(engine))``, built once per model object and ``key``.
 
@@ -514,8 +563,8 @@ def _shared_engine(model, key, build, gradient_key):
     """
     engines = getattr(model, "_sensloc_engines", None)
     if engines is None:
-        engines = {}
-        # A plain attribute, outside Keras' tracking of layers and variables.
+        engines = _Engines()
+        # A plain attribute, outside Keras' (and torch's) tracking of layers and variables.
         object.__setattr__(model, "_sensloc_engines", engines)
     if key not in engines:
         engines[key] = {"engine": build(), "checksum": None}
@@ -527,9 +576,27 @@ def _shared_engine(model, key, build, gradient_key):
     return entry["engine"], entry["gradient_key"]
 
 
+class _Engines(dict):
+    """The engines kept on a model object; a pickled or copied model carries none.
+
+    A torch module pickles and deep-copies its ``__dict__``, where this
+    lives, and engines hold compiled functions.
+    """
+
+    def __reduce__(self):
+        return type(self), ()
+
+    def __deepcopy__(self, memo):
+        return type(self)()
+
+
 def _weights_checksum(model):
     import keras
 
+    from ._torch_models import is_torch_module, weights_checksum
+
+    if is_torch_module(model):
+        return weights_checksum(model)
     return tuple(float(keras.ops.convert_to_numpy(keras.ops.sum(weight))) for weight in model.weights)
 
 

@@ -129,3 +129,20 @@ def model_file(tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     tiny_model.save(path)
     return str(path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the PyTorch-module tests unless Keras runs on PyTorch.
+
+    They need Keras' PyTorch backend, which a process chooses once, when keras
+    is first imported: tests/test_backends.py runs them in a subprocess under
+    ``KERAS_BACKEND=torch``, and the summary counts them as deselected here.
+    """
+    import keras
+
+    if keras.backend.backend() == "torch":
+        return
+    deselected = [item for item in items if item.get_closest_marker("torch_modules")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("torch_modules")]

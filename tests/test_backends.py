@@ -56,17 +56,29 @@ def trained_tiny_model(tiny_model, tmp_path_factory):
     return str(path)
 
 
+def assert_all_passed(output):
+    summary = output.strip().splitlines()[-1]
+    assert re.search(r"\b\d+ passed\b", summary), output
+    # Nothing skipped, expected to fail or erroring: every test ran and passed.
+    assert not re.search(r"skipped|xfailed|xpassed|error|failed|warnings? summary", summary), output
+
+
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_core_tests_pass_on_every_backend(backend, trained_tiny_model):
-    output = run_on(
+    assert_all_passed(run_on(
         backend,
         ["-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider", "tests"],
         **{TRAINED_TINY_MODEL: trained_tiny_model},
-    )
-    summary = output.strip().splitlines()[-1]
-    assert re.search(r"\b\d+ passed\b", summary), output
-    # Nothing skipped, expected to fail or erroring: every core test ran and passed.
-    assert not re.search(r"skipped|xfailed|xpassed|error|failed|warnings? summary", summary), output
+    ))
+
+
+def test_torch_module_tests_pass_under_the_torch_backend():
+    # PyTorch modules, timm and torchvision run on Keras' PyTorch backend only.
+    assert_all_passed(run_on(
+        "torch",
+        ["-m", "pytest", "-m", "torch_modules", "-q", "-p", "no:cacheprovider",
+         "tests/test_torch_modules.py"],
+    ))
 
 
 @pytest.fixture(scope="module")

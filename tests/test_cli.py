@@ -1,8 +1,10 @@
-"""The ``sensloc`` command: demo, evaluate, resume, and its error handling."""
+"""The ``sensloc`` command: fit, predict, demo, evaluate, resume, and its error handling."""
 
 import io
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_evaluation import write_voc_tree
@@ -213,3 +215,136 @@ def test_data_errors_exit_with_code_1_and_one_line(model_file, voc_root, tmp_pat
     leftovers = [p for p in (tmp_path / "o3" / "cache").rglob("*") if p.is_file()]
     assert leftovers and all(p.suffix == ".npy" and not p.name.startswith(".") for p in leftovers)
     assert not list((tmp_path / "o3").glob("table*"))
+
+
+# --------------------------------------------------------------------------- fit and predict
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fit_then_predict_from_a_voc_tree(model_file, voc_root, tmp_path, capsys):
+    from sklearn_sensloc import load_localizer, load_voc
+
+    localizer = tmp_path / "my.sensloc"
+    assert main(["fit", "--voc", str(voc_root), "--split", "trainval", "--model", model_file,
+                 "--pool", "2", "-q", "--output", str(localizer)]) == 0
+    out = capsys.readouterr().out
+    assert "Fitted on 20 photos (score of the predicted class, BoxRegressor)" in out
+    loaded = load_localizer(localizer)
+    assert loaded.steps[0][1].target == "class"
+    record = loaded.localizer_record_["record"]
+    assert record["data"]["split"] == "trainval" and record["command"].startswith("sensloc fit")
+    output = tmp_path / "boxes.csv"
+    photos = voc_root / "JPEGImages"
+    assert main(["predict", str(localizer), str(photos), "--output", str(output), "-q",
+                 "--overlays", str(tmp_path / "drawn")]) == 0
+    assert "32 photos: 32 boxes written" in capsys.readouterr().out
+    rows = _csv_rows(output)
+    test = load_voc(voc_root, "test")
+    fractions = loaded.predict(test.images)
+    by_image = {row["image"]: row for row in rows}
+    for image, box in zip(test.images, fractions):
+        row = by_image[image]
+        width, height = float(row["width"]), float(row["height"])
+        np.testing.assert_allclose([float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax")],
+                                   box * [width, height, width, height], atol=0.051)
+    assert len(list((tmp_path / "drawn").glob("*.jpg"))) == 32
+    # The same command again: every photo already has its row.
+    assert main(["predict", str(localizer), str(photos), "--output", str(output), "-q"]) == 0
+    assert "0 boxes written to" in capsys.readouterr().out and len(_csv_rows(output)) == 32
+
+
+def test_fit_from_coco_and_csv_then_predict_coco_results(model_file, voc_root, tmp_path, capsys):
+    from sklearn_sensloc import load_voc
+
+    train = load_voc(voc_root, "trainval")
+    images = [Path(image).name for image in train.images]
+    sizes = train.sizes
+    coco = {"images": [{"id": i + 1, "file_name": name, "width": int(w), "height": int(h)}
+                       for i, (name, (w, h)) in enumerate(zip(images, sizes))],
+            "categories": [{"id": 1, "name": "animal"}],
+            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                             "bbox": [b[0] * w, b[1] * h, (b[2] - b[0]) * w, (b[3] - b[1]) * h]}
+                            for i, (b, (w, h)) in enumerate(zip(train.boxes, sizes))]}
+    (tmp_path / "train.json").write_text(json.dumps(coco))
+    lines = ["image,xmin,ymin,xmax,ymax"] + [
+        f"{name},{b[0] * w},{b[1] * h},{b[2] * w},{b[3] * h}"
+        for name, b, (w, h) in zip(images, train.boxes, sizes)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    folder = str(voc_root / "JPEGImages")
+    for option in ("--coco", "--csv"):
+        source = tmp_path / f"train.{option[2:] if option == '--csv' else 'json'}"
+        assert main(["fit", option, str(source), "--images", folder, "--model", model_file,
+                     "--estimator", "heuristic", "--pool", "2", "-q",
+                     "--output", str(tmp_path / f"{option[2:]}.sensloc")]) == 0
+        assert "Fitted on 20 photos" in capsys.readouterr().out
+    output = tmp_path / "results.json"
+    assert main(["predict", str(tmp_path / "coco.sensloc"), folder + "/00001*.jpg",
+                 "--image-ids", str(tmp_path / "train.json"), "--output", str(output),
+                 "-q"]) == 0
+    results = json.loads(output.read_text())
+    names = sorted(Path(p).name for p in (voc_root / "JPEGImages").glob("00001*.jpg"))
+    assert [Path(r["file_name"]).name for r in results] == names
+    ids = {entry["file_name"]: entry["id"] for entry in coco["images"]}
+    assert [r["image_id"] for r in results] == [ids[name] for name in names]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--model", "x.keras", "--output", "o.sensloc"],
+         "one of the arguments --voc --coco --csv is required"),
+        (["fit", "--coco", "a.json", "--output", "o.sensloc"], "--coco needs --images DIR"),
+        (["fit", "--voc", ".", "--images", ".", "--output", "o.sensloc"], "--images is for"),
+        (["fit", "--csv", "a.csv", "--images", ".", "--split", "train", "--output", "o.sensloc"],
+         "--split is for --voc"),
+        (["fit", "--voc", ".", "--output", "."], "is a folder; give a file name"),
+        (["fit", "--voc", "."], "the following arguments are required: --output"),
+        (["predict", "missing.sensloc", "photos", "--output", "b.csv"],
+         "LOCALIZER 'missing.sensloc': no such file"),
+        (["predict", "x.sensloc"], "the following arguments are required: PATH"),
+    ],
+)
+def test_fit_and_predict_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_fit_and_predict_data_errors_are_one_line(model_file, voc_root, tmp_path, capsys):
+    code = main(["fit", "--voc", str(voc_root), "--split", "test2007", "--model", model_file,
+                 "-q", "--output", str(tmp_path / "m.sensloc")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "splits found beside it: test, trainval. Pass --split with one of test, trainval." in err
+    code = main(["evaluate", "--voc", str(voc_root), "--test-split", "val", "--model", model_file,
+                 "-q", "--output", str(tmp_path / "e")])
+    assert "Pass --test-split with one of test, trainval." in capsys.readouterr().err
+    (tmp_path / "not.sensloc").write_text("hello")
+    code = main(["predict", str(tmp_path / "not.sensloc"), str(voc_root / "JPEGImages"),
+                 "--output", str(tmp_path / "b.csv")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "is not a zip archive" in err
+    localizer = tmp_path / "m.sensloc"
+    main(["fit", "--voc", str(voc_root), "--split", "trainval", "--model", model_file, "-q",
+          "--output", str(localizer)])
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "fake.jpg").write_text("not a photo")
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "photos" / "real.png")
+    capsys.readouterr()
+    code = main(["predict", str(localizer), str(tmp_path / "photos"), "-q",
+                 "--output", str(tmp_path / "b.csv")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.err.count("\n") == 1 and "sensloc: warning: Skipped photo" in captured.err
+    assert "fake.jpg" in captured.err and "1 unreadable skipped" in captured.out
+    assert [Path(row["image"]).name for row in _csv_rows(tmp_path / "b.csv")] == ["real.png"]
+    code = main(["predict", str(localizer), str(tmp_path / "nothing"), "-q",
+                 "--output", str(tmp_path / "b.csv")])
+    assert code == 1 and "nothing" in capsys.readouterr().err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sklearn_sensloc._images import ImageSource, load_image
+from sklearn_sensloc import find_images
+from sklearn_sensloc._images import ImageSource, load_image, read_image_size
 
 SIZE = (16, 20)
 
@@ -95,6 +96,36 @@ def test_a_bad_path_in_a_batch_names_itself(tmp_path):
     assert source.image(0, SIZE).shape == (16, 20, 3)
     with pytest.raises(ValueError, match="bad.png"):
         source.image(1, SIZE)
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_a_folder_as_x_says_to_pass_its_image_files(tmp_path, as_list):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(gradient_rgb()).save(photos / "a.png")
+    X = [str(photos / "a.png"), str(photos)] if as_list else str(photos)
+    where = "Image 1 of X, '.*photos', is a folder" if as_list else "X is the folder '.*photos'"
+    with pytest.raises(ValueError, match=where + r": pass its image files instead, "
+                       r"e\.g\. sklearn_sensloc\.find_images\('.*photos'\)\."):
+        ImageSource(X)
+    # The advice works: the folder's image files are accepted.
+    assert len(ImageSource(find_images(photos))) == 1
+
+
+def test_a_folder_opened_as_an_image_is_named_as_a_folder(tmp_path):
+    for read in (lambda path: load_image(path, SIZE), read_image_size):
+        with pytest.raises(ValueError, match="is a folder, not an image file: pass its image files"):
+            read(str(tmp_path))
+
+
+def test_read_image_size_reads_the_header_and_refuses_what_load_image_refuses(tmp_path):
+    Image.fromarray(gradient_rgb(height=24, width=30)).save(tmp_path / "a.png")
+    assert read_image_size(str(tmp_path / "a.png")) == (30, 24)
+    (tmp_path / "junk.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="Cannot read image file .*junk.jpg"):
+        read_image_size(str(tmp_path / "junk.jpg"))
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_image_size(str(tmp_path / "missing.png"))
 
 
 def test_integer_arrays_are_range_checked():

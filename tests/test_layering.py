@@ -39,6 +39,8 @@ OTHER_LIBRARIES = {
 #: third-party estimators share with scikit-learn's own.
 SHARED_PRIVATE_MODULES = {"sklearn.utils._param_validation"}
 SHARED_PRIVATE_NAMES = {("sklearn.base", "_fit_context")}
+#: The attribute of that validation which every estimator defines, read with it.
+SHARED_PRIVATE_ATTRIBUTES = {"_parameter_constraints"}
 
 #: The box estimators: none imports the gradient engine, even lazily.
 BOX_ESTIMATORS = ("_regressor", "_heuristic", "_base", "_keras_products")
@@ -110,7 +112,8 @@ def reaches(path):
                     found.append((node.lineno, f"imports {node.module}.{alias.name}"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             found += [(node.lineno, what) for what in _other_library_imports(node)]
-        elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own:
+        elif isinstance(node, ast.Attribute) and _private(node.attr) and \
+                node.attr not in own | SHARED_PRIVATE_ATTRIBUTES:
             on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
             found.append((node.lineno, f"reads {'self' if on_self else ''}.{node.attr}"))
     return found

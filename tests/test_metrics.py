@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sklearn_sensloc import CenterBoxBaseline, CorLocScorer, box_iou, corloc_score
+from sklearn_sensloc import CenterBoxBaseline, CorLocScorer, box_iou, corloc_interval, corloc_score
 from sklearn_sensloc._boxes import to_valid_boxes
 from sklearn_sensloc._metrics import correct_localizations
 
@@ -55,6 +55,33 @@ def paired_boxes(draw, min_size=0.0):
     """(y_true, y_pred) of equal length, one box per image."""
     n = draw(st.integers(1, 8))
     return draw(box_arrays(min_size, n=n)), draw(box_arrays(min_size, n=n))
+
+
+# --------------------------------------------------------------------------
+# corloc_interval: hits, never boxes
+# --------------------------------------------------------------------------
+
+BOXES = np.array([FULL, LEFT_HALF, FULL])
+PASS_HITS = r"takes per-image hits \(True/False\), not boxes: pass correct_localizations\(y_true, y_pred\)"
+
+
+@pytest.mark.parametrize("args", [
+    (BOXES, BOXES),  # corloc_interval(y_true, y_pred)
+    (BOXES,),
+    ([BOXES[:2], BOXES[:1]],),  # several true boxes per image
+    ([0.1, 0.2, 0.5, 0.6],),  # one box, not flags
+])
+def test_corloc_interval_given_boxes_says_what_to_pass(args):
+    with pytest.raises(ValueError, match=PASS_HITS):
+        corloc_interval(*args)
+
+
+def test_corloc_interval_of_the_hits_it_asks_for():
+    hits = correct_localizations(BOXES, np.array([FULL, FULL, FULL]))
+    assert hits.tolist() == [True, False, True]
+    assert corloc_interval(hits) == corloc_interval([1, 0, 1]) == corloc_interval([True, False, True])
+    with pytest.raises(ValueError, match=r"one True/False per image \(1-D\); got shape \(1, 3\)"):
+        corloc_interval([hits])
 
 
 # --------------------------------------------------------------------------

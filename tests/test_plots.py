@@ -180,3 +180,96 @@ def test_plot_boxes_single_prediction_and_errors(images):
         plot_boxes(images, boxes, boxes * 2)
     with pytest.raises(ValueError, match="At most"):
         plot_boxes(images, boxes, {str(i): boxes for i in range(len(PRED_COLOURS) + 1)})
+
+
+def _overlap(a, b):
+    return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
+
+
+def _check_layout(figure):
+    """Every panel and title inside the figure, none over another, the legend below them all."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    page = figure.bbox
+    boxes = []
+    for ax in figure.axes:
+        boxes += [ax.get_window_extent(renderer), ax.title.get_window_extent(renderer)]
+    for box in boxes:
+        assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5
+        assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and legend.y0 >= page.y0
+    assert legend.y1 <= min(box.y0 for box in boxes) + 0.5
+    # Not mostly blank: the photos cover a good share of the page.
+    covered = sum(ax.get_window_extent(renderer).width * ax.get_window_extent(renderer).height
+                  for ax in figure.axes)
+    return covered / (page.width * page.height)
+
+
+def test_plot_boxes_draws_predictions_alone(images, tmp_path):
+    pred = np.tile([0.1, 0.2, 0.5, 0.6], (5, 1))
+    figure = plot_boxes(images, None, pred, max_images=3, path=tmp_path / "pred.png")
+    panels = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["image 0", "image 1", "image 2"]
+    for ax in panels:
+        (box,) = ax.patches  # the prediction, and no true box
+        assert matplotlib.colors.to_hex(box.get_edgecolor()) == PRED_COLOURS[0]
+        assert box.get_xy() == pytest.approx((6.0, 8.0))
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["predicted"]
+    _check_png(tmp_path / "pred.png", (300, 150))
+
+    several = plot_boxes(images, None, {"learned": pred, "heuristic": pred},
+                         center_box=[0.25, 0.25, 0.75, 0.75], max_images=1)
+    assert several.axes[0].get_title() == "image 0"
+    assert len(several.axes[0].patches) == 3
+    assert [t.get_text() for t in several.legends[0].get_texts()] == [
+        "learned", "heuristic", "center box"]
+
+
+def test_plot_boxes_every_image_with_max_images_none(tmp_path):
+    rng = np.random.default_rng(2)
+    landscape = list(rng.integers(0, 256, (20, 30, 40, 3), dtype=np.uint8))
+    portrait = list(rng.integers(0, 256, (10, 50, 30, 3), dtype=np.uint8))
+    mixed = [image for pair in zip(landscape, portrait) for image in pair] + landscape[10:]
+    pred = np.tile([0.2, 0.2, 0.7, 0.8], (30, 1))
+    figure = plot_boxes(mixed, None, pred, max_images=None, path=tmp_path / "thirty.png")
+    assert [ax.get_title() for ax in figure.axes] == [f"image {i}" for i in range(30)]
+    assert _check_layout(figure) > 0.5
+    with_truth = plot_boxes(mixed, pred, {"a": pred, "b": pred}, max_images=None)
+    assert len(with_truth.axes) == 30
+    assert _check_layout(with_truth) > 0.5  # the engine-laid grid before covered 0.39
+    _check_png(tmp_path / "thirty.png", (1200, 2000))
+
+
+@pytest.mark.parametrize("shape", [(40, 60, 3), (60, 30, 3)])
+def test_plot_boxes_layout_of_one_photo_with_long_titles_and_legend(shape):
+    image = np.full((1, *shape), 100, dtype=np.uint8)
+    boxes = np.array([[0.2, 0.2, 0.8, 0.8]])
+    methods = {f"method {i}": boxes for i in range(len(PRED_COLOURS))}
+    figure = plot_boxes(image, boxes, methods, center_box=boxes[0])
+    assert len(figure.axes[0].get_title().splitlines()) == 8
+    assert len(figure.legends[0].get_texts()) == 8
+    assert _check_layout(figure) > 0.35
+    assert _check_layout(plot_boxes(image, None, boxes)) > 0.6
+    assert _check_layout(plot_boxes(image, boxes, methods, titles=["two\nlines"])) > 0.35
+
+
+def test_plot_boxes_shrinks_large_photo_files(tmp_path):
+    from sklearn_sensloc._plots import DISPLAY_MAX_SIDE
+
+    path = tmp_path / "large.jpg"
+    Image.new("RGB", (3000, 2000), (200, 100, 50)).save(path)
+    figure = plot_boxes([path], None, [[0.5, 0.5, 1.0, 1.0]])
+    ax = figure.axes[0]
+    height, width = ax.images[0].get_array().shape[:2]
+    assert max(height, width) == DISPLAY_MAX_SIDE and width / height == pytest.approx(1.5, abs=0.01)
+    # The box stays at its fractions of the photo, whatever size the photo is drawn at.
+    assert ax.patches[0].get_xy() == pytest.approx((width / 2, height / 2))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "all", True])
+def test_max_images_must_be_positive_or_none(images, bad):
+    boxes = np.tile([0.2, 0.2, 0.8, 0.8], (5, 1))
+    with pytest.raises(ValueError, match="max_images must be a positive int or None"):
+        plot_boxes(images, boxes, boxes, max_images=bad)

@@ -5,7 +5,8 @@ v1 0.25 weights (``../shared/data/mobilenet-v1-0.25``) are read where every
 developer and CI have them. With package defaults, trained on ``train`` and
 scored on ``val`` (500 photos), the learned map and the heuristic must beat
 the center box, and by a margin that 500 paired photos support: the lower end
-of the 95% interval of the paired difference in hits must be above zero.
+of the 95% interval of the paired difference in hits must be above zero; and
+the box score must rank the learned boxes (the issue "Boxes for your photos").
 """
 
 import os
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from sklearn_sensloc import (
     BoxRegressor,
+    BoxScorer,
     CenterBoxBaseline,
     HeuristicBoxEstimator,
     SensitivityTransformer,
@@ -107,3 +110,22 @@ def test_the_newcomer_path_gives_the_same_maps(voc, mobilenet):
     # Registered classifiers are built without their softmax: their score is the logit.
     assert by_name.target_name_ == "score of the predicted class"
     assert by_model.target_name_ == "logit of the predicted class"
+
+
+def test_better_scored_half_of_val_is_10_points_better(voc, mobilenet):
+    train, val = voc
+    # Built as in ``hits``, so each photo's map is made once in a run of this module.
+    sens = SensitivityTransformer(model=mobilenet, target="class", preprocessing="tf").fit(None)
+    train_maps, val_maps = sens.transform(train.images), sens.transform(val.images)
+    regressor = BoxRegressor(random_state=0)
+    # Out-of-fold boxes of the training photos teach the score; val is scored as new photos.
+    folds = KFold(5, shuffle=True, random_state=0)
+    out_of_fold = cross_val_predict(regressor, train_maps, train.boxes, cv=folds)
+    scorer = BoxScorer().fit(train_maps, out_of_fold,
+                             correct_localizations(train.all_boxes, out_of_fold, 0.5))
+    boxes = regressor.fit(train_maps, train.boxes).predict(val_maps)
+    hits = correct_localizations(val.all_boxes, boxes, 0.5)
+    order = np.argsort(-scorer.score_boxes(val_maps, boxes))
+    better, other = hits[order[:250]].mean(), hits[order[250:]].mean()
+    # Measured 80.8 vs 48.8 (benchmarks/box_score.py); the issue asks for 10 points.
+    assert 100 * (better - other) >= 10

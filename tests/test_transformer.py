@@ -316,6 +316,14 @@ def test_bad_images_are_refused_clearly(tiny_model, X, message):
         sens.transform(X)
 
 
+def test_a_folder_of_photos_as_x_is_refused_with_what_to_pass(tiny_model, tmp_path):
+    sens = SensitivityTransformer(model=tiny_model).fit(None)
+    for X in (str(tmp_path), [str(tmp_path)]):
+        with pytest.raises(ValueError, match=r"folder.*: pass its image files instead, "
+                           r"e\.g\. sklearn_sensloc\.find_images\("):
+            sens.transform(X)
+
+
 def test_bad_pixel_values_name_the_image(tiny_model):
     sens = SensitivityTransformer(model=tiny_model).fit(None)
     images = np.full((4, 32, 32, 3), 100.0)

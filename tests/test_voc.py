@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 from PIL import Image
 
-from sklearn_sensloc.datasets import load_voc
+from sklearn_sensloc.datasets import SplitNotFoundError, load_voc
 from sklearn_sensloc.datasets._voc import VOC_CLASSES
 
 
@@ -64,6 +64,15 @@ def voc_tree(tmp_path):
         "000003": annotation(obj("car", 1, 1, 4, 4), obj("dog", 2, 2, 30, 19, difficult=False),
                              width=30, height=19),
     }, split_ids=["000003", "000001", "000002"])
+
+
+def assert_same_fields_as_load_voc(data, root):
+    """``data``, from another loader, has load_voc's fields and types (``annotations`` for ``split``)."""
+    voc = load_voc(make_tree(root, {"a": annotation(obj("dog", 1, 1, 5, 5))}))
+    assert set(data) - {"annotations"} == set(voc) - {"split"}
+    for field in data:
+        if field in voc:
+            assert type(data[field]) is type(voc[field]), field
 
 
 def load_quietly(*args, **kwargs):
@@ -412,9 +421,25 @@ def test_missing_directories(voc_tree, missing):
         load_voc(voc_tree)
 
 
-def test_missing_split_file(voc_tree):
-    with pytest.raises(FileNotFoundError, match=r"ImageSets/Main/val\.txt.*split=None"):
+def test_missing_split_file_names_the_splits_that_exist(voc_tree):
+    main = voc_tree / "ImageSets" / "Main"
+    (main / "train.txt").write_text("000001\n")
+    (main / "dog_train.txt").write_text("000001  1\n")  # a class list, not a split
+    with pytest.raises(SplitNotFoundError) as info:
         load_voc(voc_tree, split="val")
+    error = info.value
+    assert isinstance(error, FileNotFoundError)
+    assert (error.split, error.available) == ("val", ["train", "trainval"])
+    assert error.split_file == str(main.resolve() / "val.txt")
+    assert str(error) == f"split file {error.split_file} not found; splits found beside it: train, trainval."
+    assert "split=None" not in str(error)
+
+
+def test_missing_split_file_without_any_split(tmp_path):
+    root = make_tree(tmp_path, {"a": annotation(obj("dog", 1, 1, 5, 5))}, split=None)
+    with pytest.raises(SplitNotFoundError, match=r"Main/trainval\.txt not found, nor any other") as info:
+        load_voc(root)
+    assert info.value.available == []
 
 
 def test_missing_image_and_annotation_files(voc_tree):

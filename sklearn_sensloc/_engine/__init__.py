@@ -7,7 +7,8 @@ Everything above it sees numpy.
 
 from ._backends import SUPPORTED_BACKENDS, accelerators, backend_name, backend_version
 from ._base import SAMPLING_METHODS, GradientEngine, image_seeds
-from ._targets import input_size, iter_layers, last_conv_layer
+from ._preprocessing import normalized
+from ._targets import input_size, iter_layers, last_conv_layer, model_network
 
 __all__ = [
     "SAMPLING_METHODS",
@@ -20,4 +21,6 @@ __all__ = [
     "input_size",
     "iter_layers",
     "last_conv_layer",
+    "model_network",
+    "normalized",
 ]

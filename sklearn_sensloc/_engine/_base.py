@@ -8,6 +8,9 @@ compiled function per method. The methods are written once with
 differentiation, the compilation, SmoothGrad's noise and the devices.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 from keras import ops
 
@@ -15,14 +18,7 @@ from .._identity import fingerprint
 from .._maps import METHODS
 from ._backends import backend_module, backend_name
 from ._preprocessing import preprocessor
-from ._targets import (
-    TargetError,
-    adding_to_output,
-    gradcam_layer,
-    layer_output_shape,
-    make_target,
-    resolve_input_size,
-)
+from ._targets import TargetError, model_network
 
 #: Methods that average gradients over ``n_samples`` points per image.
 SAMPLING_METHODS = ("smoothgrad", "integrated_gradients")
@@ -35,17 +31,21 @@ PER_ROW = ((), "float32")
 
 
 class GradientEngine:
-    """Absolute input attributions of ``target`` for a Keras ``model``.
+    """Absolute input attributions of ``target`` for a Keras ``model`` or a PyTorch module.
 
     The running Keras backend (``keras.backend.backend()``: TensorFlow, JAX
-    or PyTorch) computes them, on its default device: a GPU when it sees one.
+    or PyTorch) computes them, on its default device: a GPU when it sees one;
+    a ``torch.nn.Module`` (PyTorch backend only) on the device of its
+    parameters, in eval mode, its training flags restored after each call.
     Every array in and out is numpy, one batch at a time. Built by
     :class:`~sklearn_sensloc.SensitivityTransformer`, whose parameters of the
     same names give the defaults (``gradient_engine()`` returns it).
 
     Parameters
     ----------
-    model : keras.Model
+    model : keras.Model or torch.nn.Module
+        A module takes NCHW batches: the engine moves the channels of the
+        preprocessed NHWC images.
     target : {"gestalt", "class"}, int or str
         ``"gestalt"``: mean activation of the last convolutional layer;
         ``"class"``: score of the predicted class; an int: score of that class;
@@ -113,11 +113,12 @@ class GradientEngine:
         self.baseline = baseline
         self.random_state = random_state
         self.batch_size = batch_size
-        self.input_size = resolve_input_size(model, image_size)
-        self._target = make_target(model, target, class_score)
+        self._network = model_network(model, image_size)
+        self.input_size = self._network.input_size
+        self._target = self._network.target(target, class_score)
         self.target_name = self._target.name
         self.preprocess = preprocessor(preprocessing)
-        self._layer = gradcam_layer(model, target) if method == "gradcam" else None
+        self._layer = self._network.gradcam_layer(target) if method == "gradcam" else None
         function, signature = getattr(self, "_" + method)()
         self._gradients = self._compile(function, signature)
         self._forward = None
@@ -154,10 +155,8 @@ class GradientEngine:
         device, preprocessing and batch, without the backward pass.
         """
         if self._forward is None:
-            model, preprocess = self.model, self.preprocess
-            self._forward = self._compile(
-                lambda pixels: model(preprocess(pixels), training=False), [IMAGES]
-            )
+            network, preprocess = self._network, self.preprocess
+            self._forward = self._compile(lambda pixels: network.forward(preprocess(pixels)), [IMAGES])
         return self._run(self._forward, np.asarray(images, np.float32))
 
     def _compile(self, function, signature):
@@ -166,8 +165,10 @@ class GradientEngine:
         return self._backend_module.compile_function(function, signature, self._target.variables)
 
     def _run(self, compiled, *arrays):
+        device = self._network.device
         try:
-            return compiled(*arrays)
+            with keras.device(device) if device is not None else contextlib.nullcontext():
+                return compiled(*arrays)
         except TargetError:
             raise
         except Exception as error:
@@ -176,7 +177,7 @@ class GradientEngine:
             # frame deep inside the framework.
             raise RuntimeError(
                 f"Computing {self.method} maps of the {self.target_name} of model "
-                f"{self.model.name!r} failed on the Keras {self.backend} backend: "
+                f"{self._network.name!r} failed on the Keras {self.backend} backend: "
                 f"{type(error).__name__}: {_first_line(error)}. Every layer of the model must "
                 f"run, and be differentiable, on {self.backend}, and a batch of batch_size="
                 f"{self.batch_size} must fit the device's memory."
@@ -193,7 +194,7 @@ class GradientEngine:
         found, aux = self._backend_module.gradient(function, inputs)
         if found is None:
             raise TargetError(
-                f"The {self.target_name} of model {self.model.name!r} does not depend on its "
+                f"The {self.target_name} of model {self._network.name!r} does not depend on its "
                 f"input on the Keras {self.backend} backend: there is no gradient to map."
             )
         return found, aux
@@ -246,14 +247,14 @@ class GradientEngine:
         )
 
     def _gradcam(self):
-        target, preprocess, layer = self._target, self.preprocess, self._layer
-        shape = layer_output_shape(self.model, layer, self.input_size)
+        target, preprocess, layer, network = self._target, self.preprocess, self._layer, self._network
+        shape = network.layer_output_shape(layer)
 
         def cam(images):
             inputs = preprocess(images)
 
             def total(delta):
-                with adding_to_output(layer, delta) as outputs:
+                with network.adding_to_output(layer, delta) as outputs:
                     values = target.scores(inputs)
                 return values, outputs[0]
 

@@ -1,8 +1,11 @@
 """Pixel preprocessing by name, written with ``keras.ops`` for every backend."""
 
+import functools
+
 from keras import ops
 
 from .._models import CAFFE_BGR_MEAN
+from .._torch_models import IMAGENET_MEAN, IMAGENET_STD
 
 
 def preprocessor(preprocessing):
@@ -23,10 +26,14 @@ def _caffe(images):
     return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, "float32")
 
 
-def _torch(images):
-    mean = ops.convert_to_tensor((0.485, 0.456, 0.406), "float32")
-    std = ops.convert_to_tensor((0.229, 0.224, 0.225), "float32")
-    return (images / 255.0 - mean) / std
+def normalized(images, mean, std):
+    """``(images / 255 - mean) / std`` per channel: torchvision's and timm's ``Normalize``."""
+    mean = ops.convert_to_tensor(mean, "float32")
+    std = ops.convert_to_tensor(std, "float32")
+    return (ops.convert_to_tensor(images, "float32") / 255.0 - mean) / std
+
+
+_torch = functools.partial(normalized, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 PREPROCESSORS = {

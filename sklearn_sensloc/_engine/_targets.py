@@ -50,6 +50,49 @@ class Target:
         self.predicted_classes = predicted_classes
 
 
+def model_network(model, image_size):
+    """The engine's view of ``model``: a :class:`KerasNetwork`, or a ``TorchNetwork`` for a module."""
+    from .._torch_models import is_torch_module
+
+    if is_torch_module(model):
+        from ._torch_modules import TorchNetwork
+
+        return TorchNetwork(model, image_size)
+    return KerasNetwork(model, image_size)
+
+
+class KerasNetwork:
+    """A ``keras.Model`` as the engine sees it.
+
+    The interface every network kind offers the engine: ``name``,
+    ``device`` (None: the backend's default), ``input_size``, ``target``,
+    ``gradcam_layer``, ``layer_output_shape`` (after the batch axis, channels
+    last), ``adding_to_output`` and ``forward`` (on preprocessed NHWC inputs).
+    """
+
+    device = None
+
+    def __init__(self, model, image_size):
+        self.model = model
+        self.name = model.name
+        self.input_size = resolve_input_size(model, image_size)
+
+    def target(self, target, class_score):
+        return make_target(self.model, target, class_score)
+
+    def gradcam_layer(self, target):
+        return gradcam_layer(self.model, target)
+
+    def layer_output_shape(self, layer):
+        return layer_output_shape(self.model, layer, self.input_size)
+
+    def adding_to_output(self, layer, delta):
+        return adding_to_output(layer, delta)
+
+    def forward(self, inputs):
+        return self.model(inputs, training=False)
+
+
 def make_target(model, target, class_score="logit"):
     """The :class:`Target` that ``target`` (see the engine) names in ``model``."""
     variables = list(model.variables)
@@ -91,12 +134,17 @@ def resolve_input_size(model, image_size):
     model_size = input_size(model)
     if model_size is None:
         return tuple(image_size) if image_size is not None else DEFAULT_IMAGE_SIZE
-    if image_size is not None and tuple(image_size) != model_size:
+    check_image_size(image_size, model_size)
+    return model_size
+
+
+def check_image_size(image_size, model_size):
+    """Refuse an ``image_size`` other than a model's fixed input size."""
+    if image_size is not None and tuple(image_size) != tuple(model_size):
         raise ValueError(
             f"image_size={tuple(image_size)} conflicts with the model's fixed input "
-            f"size {model_size}; leave image_size=None."
+            f"size {tuple(model_size)}; leave image_size=None."
         )
-    return model_size
 
 
 def iter_layers(model, prefix=""):
@@ -187,17 +235,23 @@ def _class_scores(model, class_score):
     last = model.layers[-1] if getattr(model, "layers", None) else None
     ends_in_softmax = last is not None and _is_softmax(last)
     if class_score == "output" or not ends_in_softmax:
-        if class_score == "output" and ends_in_softmax:
-            warnings.warn(
-                f"Model {model.name!r} ends in a softmax and class_score='output': the maps "
-                "are gradients of class probabilities, which mix every other class in. "
-                "Use class_score='logit' (the default) for the score before the softmax.",
-                UserWarning,
-                stacklevel=4,
-            )
-        kind = "probability" if ends_in_softmax else "score"
-        return ((lambda images: model(images, training=False)), []), kind
+        return ((lambda images: model(images, training=False)), []), score_kind(
+            model.name, ends_in_softmax, class_score
+        )
     return _scores_before_softmax(model, last), "logit"
+
+
+def score_kind(name, ends_in_softmax, class_score):
+    """What the model's output is as a class score, warning when it mixes classes in."""
+    if class_score == "output" and ends_in_softmax:
+        warnings.warn(
+            f"Model {name!r} ends in a softmax and class_score='output': the maps "
+            "are gradients of class probabilities, which mix every other class in. "
+            "Use class_score='logit' (the default) for the score before the softmax.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return "probability" if ends_in_softmax else "score"
 
 
 def _is_softmax(layer):
@@ -220,13 +274,17 @@ def _scores_before_softmax(model, last):
 
 
 def _class_target(model, scores, class_index, name, variables):
-    shape = model.output_shape
-    if isinstance(shape, list) or len(shape) != 2:
+    return class_target(model.name, model.output_shape, scores, class_index, name, variables)
+
+
+def class_target(model_name, output_shape, scores, class_index, name, variables):
+    """The :class:`Target` of class ``class_index`` (None: the predicted class) of ``scores``."""
+    if isinstance(output_shape, list) or len(output_shape) != 2:
         raise ValueError(
             "A class target needs a model whose output is (batch, n_classes); "
-            f"model {model.name!r} outputs {shape}."
+            f"model {model_name!r} outputs {output_shape}."
         )
-    n_classes = shape[1]
+    n_classes = output_shape[1]
     if class_index is not None and not 0 <= class_index < n_classes:
         raise ValueError(
             f"Class index {class_index} is out of range for a model with {n_classes} classes."

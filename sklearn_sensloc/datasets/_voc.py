@@ -1,137 +1,71 @@
 """Reader for PASCAL VOC style annotation trees (ImageNet localization XML included)."""
 
 import math
-import warnings
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError
 from defusedxml.ElementTree import parse as _defused_parse
-from sklearn.utils import Bunch
 
-__all__ = ["VOC_CLASSES", "load_voc"]
+from ._annotations import (
+    ImageRecord,
+    LabelledBox,
+    SkipPolicy,
+    assemble,
+    check_box,
+    check_choices,
+    check_classes,
+    check_dir,
+    check_known_classes,
+    is_plain_name,
+    shorten,
+)
+
+__all__ = ["VOC_CLASSES", "SplitNotFoundError", "load_voc"]
 
 VOC_CLASSES = tuple(
     "aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike "
     "person pottedplant sheep sofa train tvmonitor".split()
 )
 
-_ON_ERROR = ("raise", "skip")
 _BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 # ImageNet XML often gives <filename> without an extension; these are the two spellings in use.
 _IMAGE_EXTENSIONS = (".jpg", ".JPEG")
-_SHOWN_IN_WARNING = 3
-_SHOWN_CLASSES = 20
 
 
-class _Object(NamedTuple):
-    name: str
-    box: tuple  # (xmin, ymin, xmax, ymax) as fractions of the image size
-    difficult: bool
+class SplitNotFoundError(FileNotFoundError):
+    """The split file ``ImageSets/Main/<split>.txt`` of a VOC tree does not exist.
+
+    A :class:`FileNotFoundError` whose message names the missing file and the
+    splits the tree has.
+
+    Attributes
+    ----------
+    split : str
+        The split asked for.
+    split_file : str
+        The path of its missing list.
+    available : list of str
+        The splits in ``ImageSets/Main/``, sorted: the ``<name>.txt`` files that are
+        not a class list ``<class>_<split>.txt`` of another of them.
+    """
+
+    def __init__(self, split, split_file, available):
+        self.split, self.split_file, self.available = split, str(split_file), list(available)
+        found = (f"; splits found beside it: {', '.join(self.available)}" if self.available
+                 else ", nor any other split file beside it")
+        super().__init__(f"split file {self.split_file} not found{found}.")
 
 
-class _Record(NamedTuple):
-    image_id: str
-    xml_path: Path
-    filename: str | None
-    width: int
-    height: int
-    objects: list
-
-
-def _largest(objects):
-    # max() keeps the first of equal areas, so ties fall back to file order.
-    return max(objects, key=lambda o: (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]))
-
-
-def _first(objects):
-    return objects[0]
-
-
-_CHOOSERS = {"largest": _largest, "first": _first}
-
-
-class _ErrorPolicy:
-    """Raise on a bad record, or remember it and warn once at the end (``on_error="skip"``)."""
-
-    def __init__(self, on_error):
-        self.skip = on_error == "skip"
-        self.skipped = []
-        self.n_files = 0
-        self.n_objects = 0
-
-    def handle(self, path, exc, *, whole_file):
-        if not self.skip:
-            raise exc
-        self.skipped.append((str(path), str(exc)))
-        if whole_file:
-            self.n_files += 1
-        else:
-            self.n_objects += 1
-
-    def warn(self):
-        if not self.skipped:
-            return
-        names = list(dict.fromkeys(Path(path).name for path, _ in self.skipped))
-        shown = _preview(names, _SHOWN_IN_WARNING)
-        warnings.warn(
-            f"load_voc skipped {self.n_files} file(s) and {self.n_objects} object(s) with bad "
-            f"annotations or missing files (first: {shown}); the reasons are in the result's "
-            "'skipped' field.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _is_plain_name(name):
-    # Ids, split names and <filename> values become paths: refuse anything that could leave the tree.
-    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
-
-
-def _preview(items, limit):
-    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
-
-
-def _shorten(text, limit=30):
-    text = text.strip()
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _check_params(split, object_choice, include_difficult, on_error):
-    if object_choice not in tuple(_CHOOSERS):
-        raise ValueError(f"object_choice must be one of {tuple(_CHOOSERS)}, got {object_choice!r}.")
-    if on_error not in _ON_ERROR:
-        raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}.")
-    if not isinstance(include_difficult, (bool, np.bool_)):
-        raise ValueError(f"include_difficult must be a bool, got {include_difficult!r}.")
-    if split is not None and not (isinstance(split, str) and _is_plain_name(split)):
+def _check_split(split):
+    if split is not None and not (isinstance(split, str) and is_plain_name(split)):
         raise ValueError(f"split must be None or a plain file stem such as 'trainval', got {split!r}.")
 
 
-def _check_classes(classes):
-    if classes is None:
-        return None
-    if isinstance(classes, str):
-        classes = [classes]
-    try:
-        classes = list(classes)
-    except TypeError:
-        raise ValueError(
-            f"classes must be None, a class name or a list of names, got {classes!r}."
-        ) from None
-    if not classes:
-        raise ValueError("classes must not be empty; pass None to keep every class.")
-    bad = [c for c in classes if not isinstance(c, str) or not c.strip()]
-    if bad:
-        raise ValueError(f"classes must be non-empty strings, got {bad!r}.")
-    return list(dict.fromkeys(c.strip() for c in classes))
-
-
-def _check_dir(path, what):
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what} {path} not found or not a directory.")
+def _available_splits(main_dir):
+    stems = {p.stem for p in main_dir.glob("*.txt") if p.is_file()} if main_dir.is_dir() else set()
+    # VOC's class lists are "<class>_<split>.txt" beside "<split>.txt".
+    return sorted(s for s in stems if not any(s.endswith(f"_{other}") for other in stems))
 
 
 def _read_ids(root, annotations_dir, split):
@@ -139,17 +73,15 @@ def _read_ids(root, annotations_dir, split):
         return sorted(p.stem for p in annotations_dir.glob("*.xml") if p.is_file())
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
-        raise FileNotFoundError(
-            f"split file {split_file} not found; pass split=None to use every XML in {annotations_dir}."
-        )
+        raise SplitNotFoundError(split, split_file, _available_splits(split_file.parent))
     ids = []
     for lineno, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
-        if not _is_plain_name(tokens[0]):
+        if not is_plain_name(tokens[0]):
             raise ValueError(
-                f"{split_file}, line {lineno}: {_shorten(tokens[0])} is not a plain image id."
+                f"{split_file}, line {lineno}: {shorten(tokens[0])} is not a plain image id."
             )
         ids.append(tokens[0])
     # A repeated id would put the same image on both sides of a CV split.
@@ -165,7 +97,7 @@ def _read_class_flags(path):
         if len(tokens) != 2 or tokens[1] not in ("-1", "0", "1"):
             raise ValueError(
                 f"{path}, line {lineno}: expected '<id> <flag>' with flag 1, 0 or -1, "
-                f"got {_shorten(line)}."
+                f"got {shorten(line)}."
             )
         flags[tokens[0]] = int(tokens[1])
     return flags
@@ -177,7 +109,7 @@ def _preselect(ids, root, split, classes):
     This only saves parsing time: it applies when every requested class has its list, and an id
     a list does not mention is kept, so the XML stays the source of truth for what is kept.
     """
-    if split is None or classes is None or not all(map(_is_plain_name, classes)):
+    if split is None or classes is None or not all(map(is_plain_name, classes)):
         return ids
     paths = [root / "ImageSets" / "Main" / f"{name}_{split}.txt" for name in classes]
     if not all(p.is_file() for p in paths):
@@ -199,7 +131,7 @@ def _parse_xml(xml_path):
         raise ValueError(f"{xml_path}: not valid XML ({exc}).") from None
     element = tree.getroot()
     if element.tag != "annotation":
-        raise ValueError(f"{xml_path}: root element is {_shorten(element.tag)}, not 'annotation'.")
+        raise ValueError(f"{xml_path}: root element is {shorten(element.tag)}, not 'annotation'.")
     return element
 
 
@@ -210,9 +142,9 @@ def _number(parent, tag, where):
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{where} '{tag}': not a number ({_shorten(text)}).") from None
+        raise ValueError(f"{where} '{tag}': not a number ({shorten(text)}).") from None
     if not math.isfinite(value):
-        raise ValueError(f"{where} '{tag}': not finite ({_shorten(text)}).")
+        raise ValueError(f"{where} '{tag}': not finite ({shorten(text)}).")
     return value
 
 
@@ -233,8 +165,8 @@ def _read_filename(annotation, xml_path):
     filename = (annotation.findtext("filename") or "").strip()
     if not filename:
         return None
-    if not _is_plain_name(filename):
-        raise ValueError(f"{xml_path}: 'filename': {_shorten(filename)} is not a plain file name.")
+    if not is_plain_name(filename):
+        raise ValueError(f"{xml_path}: 'filename': {shorten(filename)} is not a plain file name.")
     return filename
 
 
@@ -242,7 +174,7 @@ def _read_difficult(obj, where):
     text = (obj.findtext("difficult") or "").strip()
     # ImageNet XML often leaves the flag empty; that means not difficult.
     if text not in ("", "0", "1"):
-        raise ValueError(f"{where} 'difficult': expected 0 or 1, got {_shorten(text)}.")
+        raise ValueError(f"{where} 'difficult': expected 0 or 1, got {shorten(text)}.")
     return text == "1"
 
 
@@ -257,77 +189,50 @@ def _read_object(obj, index, width, height, xml_path):
         raise ValueError(f"{where} 'bndbox': missing.")
     where_box = f"{where} bndbox"
     coords = [_number(bndbox, tag, where_box) for tag in _BOX_TAGS]
-    for tag, value, limit in zip(_BOX_TAGS, coords, (width, height, width, height)):
-        if not 0 <= value <= limit:
-            raise ValueError(f"{where_box} '{tag}': {value:g} is outside the image [0, {limit}].")
+    check_box(coords, width, height, where_box)
     xmin, ymin, xmax, ymax = coords
-    if xmin > xmax:
-        raise ValueError(f"{where_box} 'xmin': {xmin:g} is greater than xmax {xmax:g}.")
-    if ymin > ymax:
-        raise ValueError(f"{where_box} 'ymin': {ymin:g} is greater than ymax {ymax:g}.")
     # VOC pixels are 1-based and inclusive: pixel i spans [i - 1, i] in continuous coordinates.
     # A 0 (non-VOC, 0-based) left edge would map below 0, hence the clip.
     box = (max(xmin - 1, 0) / width, max(ymin - 1, 0) / height, xmax / width, ymax / height)
-    return _Object(name, box, difficult)
+    return LabelledBox(name, box, difficult)
 
 
-def _parse_record(xml_path, image_id, policy):
+def _image_candidates(images_dir, filename, image_id):
+    name = filename or f"{image_id}.jpg"
+    names = [name] if Path(name).suffix else [name + ext for ext in _IMAGE_EXTENSIONS]
+    return tuple(images_dir / name for name in names)
+
+
+def _parse_record(xml_path, image_id, images_dir, policy):
     annotation = _parse_xml(xml_path)
     width, height = _read_size(annotation, xml_path)
-    filename = _read_filename(annotation, xml_path)
+    candidates = _image_candidates(images_dir, _read_filename(annotation, xml_path), image_id)
     objects = []
     for index, obj in enumerate(annotation.findall("object")):
         try:
             objects.append(_read_object(obj, index, width, height, xml_path))
         except ValueError as exc:
-            policy.handle(xml_path, exc, whole_file=False)
-    return _Record(image_id, xml_path, filename, width, height, objects)
+            policy.handle(xml_path, exc, whole=False)
+    return ImageRecord(image_id, str(xml_path), candidates, width, height, objects)
 
 
-def _parse_records(ids, annotations_dir, policy):
+def _parse_records(ids, annotations_dir, images_dir, policy):
     records = []
     for image_id in ids:
         xml_path = annotations_dir / f"{image_id}.xml"
         try:
-            records.append(_parse_record(xml_path, image_id, policy))
+            records.append(_parse_record(xml_path, image_id, images_dir, policy))
         except (ValueError, FileNotFoundError) as exc:
-            policy.handle(xml_path, exc, whole_file=True)
+            policy.handle(xml_path, exc, whole=True)
     return records
 
 
 def _class_names(records, classes, annotations_dir, split):
+    if classes is not None:
+        return check_known_classes(classes, records, f"{annotations_dir} (split={split!r})")
     seen = {obj.name for record in records for obj in record.objects}
-    if classes is None:
-        # The full VOC list in its usual order keeps label indices stable across subsets.
-        return list(VOC_CLASSES) if seen <= set(VOC_CLASSES) else sorted(seen)
-    unknown = [c for c in classes if c not in seen]
-    if unknown:
-        shown = _preview(sorted(seen), _SHOWN_CLASSES)
-        raise ValueError(
-            f"classes {unknown} appear in no annotation under {annotations_dir} (split={split!r}); "
-            f"classes found: {shown or 'none'}."
-        )
-    return classes
-
-
-def _image_path(images_dir, record):
-    name = record.filename or f"{record.image_id}.jpg"
-    candidates = [name] if Path(name).suffix else [name + ext for ext in _IMAGE_EXTENSIONS]
-    for candidate in candidates:
-        path = images_dir / candidate
-        if path.is_file():
-            return path
-    tried = " or ".join(str(images_dir / c) for c in candidates)
-    raise FileNotFoundError(f"image file {tried} for annotation {record.xml_path} not found.")
-
-
-def _select(record, keep, choose, include_difficult):
-    """Return (objects of the kept classes, chosen training object), or None to drop the image."""
-    objects = [obj for obj in record.objects if obj.name in keep]
-    candidates = objects if include_difficult else [obj for obj in objects if not obj.difficult]
-    if not candidates:
-        return None
-    return objects, choose(candidates)
+    # The full VOC list in its usual order keeps label indices stable across subsets.
+    return list(VOC_CLASSES) if seen <= set(VOC_CLASSES) else sorted(seen)
 
 
 def load_voc(
@@ -402,8 +307,11 @@ def load_voc(
 
     Raises
     ------
+    SplitNotFoundError
+        When the split file is missing: a :class:`FileNotFoundError` naming it and the splits
+        the tree has (its ``available`` attribute); ``split=None`` reads every XML instead.
     FileNotFoundError
-        When ``root``, ``Annotations/``, ``JPEGImages/`` or the split file is missing, or, with
+        When ``root``, ``Annotations/`` or ``JPEGImages/`` is missing, or, with
         ``on_error="raise"``, an annotation or image file.
     ValueError
         For invalid parameters, unsafe or malformed XML (the message names the file and, for
@@ -458,50 +366,26 @@ def load_voc(
 
     >>> voc = load_voc("VOCdevkit/VOC2007", "trainval", classes=["cat", "dog"])  # doctest: +SKIP
     """
-    _check_params(split, object_choice, include_difficult, on_error)
-    classes = _check_classes(classes)
+    check_choices(object_choice, on_error, include_difficult=include_difficult)
+    _check_split(split)
+    classes = check_classes(classes)
     root = Path(root).resolve()
-    _check_dir(root, "VOC root")
+    check_dir(root, "VOC root")
     annotations_dir, images_dir = root / "Annotations", root / "JPEGImages"
-    _check_dir(annotations_dir, "annotation directory")
-    _check_dir(images_dir, "image directory")
+    check_dir(annotations_dir, "annotation directory")
+    check_dir(images_dir, "image directory")
 
-    policy = _ErrorPolicy(on_error)
+    policy = SkipPolicy(on_error, "load_voc")
     ids = _preselect(_read_ids(root, annotations_dir, split), root, split, classes)
-    records = _parse_records(ids, annotations_dir, policy)
-    class_names = _class_names(records, classes, annotations_dir, split)
-
-    keep, choose = set(class_names), _CHOOSERS[object_choice]
-    fields = ("images", "boxes", "all_boxes", "labels", "all_labels", "difficult", "image_ids", "sizes")
-    out = {field: [] for field in fields}
-    for record in records:
-        selection = _select(record, keep, choose, include_difficult)
-        if selection is None:
-            continue
-        try:
-            image = _image_path(images_dir, record)
-        except FileNotFoundError as exc:
-            policy.handle(record.xml_path, exc, whole_file=True)
-            continue
-        objects, chosen = selection
-        out["images"].append(str(image))
-        out["boxes"].append(chosen.box)
-        out["all_boxes"].append(np.array([obj.box for obj in objects], dtype=np.float64))
-        out["labels"].append(chosen.name)
-        out["all_labels"].append([obj.name for obj in objects])
-        out["difficult"].append(np.array([obj.difficult for obj in objects], dtype=bool))
-        out["image_ids"].append(record.image_id)
-        out["sizes"].append((record.width, record.height))
-    policy.warn()
-
-    if not out["images"]:
-        raise ValueError(
-            f"no image left from {root} (split={split!r}, classes={classes!r}, "
-            f"include_difficult={include_difficult}, {len(policy.skipped)} record(s) skipped): "
-            "no annotation has a usable object of the kept classes."
-        )
-    out["boxes"] = np.array(out["boxes"], dtype=np.float64)
-    out["sizes"] = np.array(out["sizes"], dtype=np.int64)
-    return Bunch(
-        **out, class_names=list(class_names), root=str(root), split=split, skipped=policy.skipped
+    records = _parse_records(ids, annotations_dir, images_dir, policy)
+    return assemble(
+        records,
+        class_names=_class_names(records, classes, annotations_dir, split),
+        object_choice=object_choice,
+        include_difficult=include_difficult,
+        policy=policy,
+        context=f"{root} (split={split!r}, classes={classes!r}, "
+        f"include_difficult={include_difficult})",
+        root=str(root),
+        split=split,
     )

@@ -13,6 +13,10 @@ def model_label(model):
     """A short human name for a ``model=`` value."""
     import keras
 
+    from .._torch_models import is_torch_module
+
+    if is_torch_module(model):
+        return f"torch module {type(model).__name__}"
     if isinstance(model, keras.Model):
         return f"keras.Model {model.name!r}"
     return os.fspath(model)
