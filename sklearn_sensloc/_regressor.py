@@ -297,6 +297,13 @@ class BoxRegressor(BoxEstimatorMixin, RegressorMixin, BaseEstimator):
         self : BoxRegressor
         """
         first = not hasattr(self, "n_iter_")
+        if first and hasattr(self, "coef_"):
+            # Starting afresh would silently drop the coefficients it holds.
+            raise ValueError(
+                "This BoxRegressor holds coefficients without the SGD state that partial_fit "
+                "continues from (it was loaded from a localizer file, which keeps what predict "
+                "needs): fit it again with fit, or continue training the pipeline you saved."
+            )
         X, y = self._check_data(X, y, reset=first)
         if first:
             self.flips_ = self._flips(X.shape[1])

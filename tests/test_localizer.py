@@ -87,6 +87,17 @@ def test_loaded_localizer_predicts_the_same_boxes_from_arrays_and_files(fitted, 
     assert (sens.target, sens.pool, sens.preprocessing, sens.memory) == ("class", 2, "none", None)
 
 
+def test_a_loaded_regressor_predicts_and_refits_but_does_not_pretend_to_continue(saved, data):
+    images, boxes = data
+    loaded = load_localizer(saved)
+    maps = loaded.steps[0][1].transform(images)
+    regressor = loaded.steps[-1][1]
+    with pytest.raises(ValueError, match="loaded from a localizer file.* fit it again"):
+        regressor.partial_fit(maps, boxes)
+    assert regressor.fit(maps, boxes).predict(maps).shape == (len(images), 4)
+    assert regressor.partial_fit(maps, boxes).n_iter_ > 0
+
+
 def test_the_box_score_travels_with_the_localizer(fitted, data, tmp_path):
     images, boxes = data
     scorer = fit_box_scorer(fitted, images, boxes)
