@@ -13,17 +13,25 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import sparse
 
-from ._cache import gradient_cache
 from ._identity import array_fingerprint, file_fingerprint
 
-#: Images larger than this are fingerprinted every time, not kept in ``gradient_cache.image_keys``.
+#: Images larger than this are fingerprinted every time, not kept in a key memo.
 ARRAY_KEYS_MAX_IMAGE_BYTES = 1 << 22
 
 
 class ImageSource:
-    """Validated, indexable view of ``X``: resized float32 images and their keys."""
+    """Validated, indexable view of ``X``: resized float32 images and their keys.
 
-    def __init__(self, X):
+    Parameters
+    ----------
+    X : array of shape (n, H, W, 3), list of arrays or list of paths
+    key_memo : object with ``get`` and ``put``, or None
+        Where the keys of image arrays are kept, found again by the image's
+        bytes (a cache's ``image_keys``); None fingerprints every array.
+    """
+
+    def __init__(self, X, key_memo=None):
+        self.key_memo = key_memo
         if isinstance(X, (str, os.PathLike)) and os.path.isdir(X):
             raise ValueError(f"X is the folder {os.fspath(X)!r}: {_folder_hint(X)}")
         if isinstance(X, (str, os.PathLike)):
@@ -58,13 +66,13 @@ class ImageSource:
                 return file_fingerprint(item)
             except FileNotFoundError:
                 raise FileNotFoundError(f"Image file not found: {item!r}.") from None
-        if item.nbytes > ARRAY_KEYS_MAX_IMAGE_BYTES:
+        if self.key_memo is None or item.nbytes > ARRAY_KEYS_MAX_IMAGE_BYTES:
             return array_fingerprint(item)
         content = (item.dtype.str, item.shape, item.tobytes())
-        key = gradient_cache.image_keys.get(content)
+        key = self.key_memo.get(content)
         if key is None:
             key = array_fingerprint(item)
-            gradient_cache.image_keys.put(content, key, size=item.nbytes)
+            self.key_memo.put(content, key, size=item.nbytes)
         return key
 
     def keys(self):

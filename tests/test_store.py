@@ -10,7 +10,8 @@ import pytest
 
 from conftest import build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer
-from sklearn_sensloc._store import MapStore, MapStoreMismatchError, fit_from_store
+from sklearn_sensloc import MapStore, MapStoreMismatchError, fit_from_store
+from sklearn_sensloc._provider import GradientProvider
 
 N_IMAGES = 22
 BATCH = 4  # 6 batch files, the last one of 2 images
@@ -72,24 +73,25 @@ def test_store_holds_the_transformer_maps(tmp_path, tiny_model, images, backward
 
 
 def test_resume_after_an_exception_computes_only_unfinished_batches(
-    tmp_path, model_file, image_files, reference, backward_calls
+    tmp_path, model_file, image_files, reference, backward_calls, monkeypatch
 ):
     path = tmp_path / "store"
     sens = transformer(model_file)
     store = MapStore.create(path, sens, image_files, batch_size=BATCH)
     calls = {"n": 0}
-    real_gradients = sens.iter_gradients
+    real_gradients = GradientProvider.gradient_batches
 
-    def failing_gradients(X):
+    def failing_gradients(provider, X, *args):
         # Called once per batch file.
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated interruption")
-        return real_gradients(X)
+        return real_gradients(provider, X, *args)
 
-    sens.iter_gradients = failing_gradients
-    with pytest.raises(KeyboardInterrupt):
-        store.compute()
+    with monkeypatch.context() as patched:
+        patched.setattr(GradientProvider, "gradient_batches", failing_gradients)
+        with pytest.raises(KeyboardInterrupt):
+            store.compute()
     assert store.missing_batches() == [2, 3, 4, 5]
     assert sorted(os.listdir(path / "batches")) == ["000000.npy", "000001.npy"]
 
@@ -326,6 +328,6 @@ def test_compute_fills_the_gradient_cache_only_when_asked(tiny_model, images, tm
     MapStore.create(tmp_path / "a", sens, images[:6], batch_size=BATCH).compute()
     assert gradient_cache.info()["entries"] == 0
     MapStore.create(tmp_path / "b", sens, images[:6], batch_size=BATCH).compute(cache=True)
-    assert gradient_cache.info()["entries"] == 6
+    assert gradient_cache.gradients.info()["entries"] == 6
     gradient_cache.clear()
     assert sens.cache is True, "the user's transformer is left as it was"

@@ -123,6 +123,24 @@ class GradientEngine:
         self._gradients = self._compile(function, signature)
         self._forward = None
 
+    @property
+    def method_key(self):
+        """The method and the parameters its attributions depend on, as a part of the gradient key.
+
+        Empty for ``"gradient"``, which keeps the keys, and so the stores, made
+        before other methods existed; a parameter a method ignores is left
+        out, so that changing it does not recompute that method.
+        """
+        if self.method == "gradient":
+            return ()
+        if self.method == "smoothgrad":
+            key = (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+            # Each backend draws its own noise; TensorFlow's keys stay as they were.
+            return key if self.backend == "tensorflow" else (*key, self.backend)
+        if self.method == "integrated_gradients":
+            return (self.method, int(self.n_samples), float(self.baseline))
+        return (self.method,)
+
     def __call__(self, images):
         """Absolute attributions, float32 array of the same shape as ``images``."""
         images = np.asarray(images, np.float32)
