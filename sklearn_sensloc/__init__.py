@@ -7,9 +7,6 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
-# Before the imports: modules that record the version import it from here.
-__version__ = "0.1.0"
-
 from ._box_files import BoxRow
 from ._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
 from ._boxes import box_iou
@@ -25,6 +22,7 @@ from ._regressor import BoxRegressor
 from ._fit_from_store import fit_from_store
 from ._store import MapStore, MapStoreMismatchError
 from ._transformer import SensitivityTransformer
+from ._version import __version__
 from .datasets import (
     SplitNotFoundError,
     load_coco,

@@ -20,7 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .datasets import SplitNotFoundError
 
 #: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
@@ -436,7 +436,8 @@ def _target(text):
 def build_parser():
     """The ``sensloc`` argument parser."""
     from ._maps import AGGREGATIONS
-    from ._models import DEFAULT_MODEL, OFFLINE_MODEL, PREPROCESSINGS
+    from ._models import DEFAULT_MODEL, OFFLINE_MODEL
+    from ._preprocessing import PREPROCESSINGS
     from .evaluation import DEFAULT_SIGMAS
 
     parser = argparse.ArgumentParser(

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._identity import file_fingerprint, fingerprint
+from ._preprocessing import PREPROCESSINGS
 from ._torch_models import (
     build_library_model,
     check_library_model,
@@ -33,12 +34,6 @@ from ._torch_models import (
     library_model,
     module_fingerprint,
 )
-
-#: Channel means of the ImageNet training set, in BGR order, used by the
-#: original Caffe VGG16 ("caffe" preprocessing in Keras).
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-
-PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 OFFLINE_MODEL = "vgg16-hed"
 

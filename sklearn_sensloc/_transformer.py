@@ -13,7 +13,8 @@ from ._array_files import disk_store
 from ._cache import GradientCache, resolve_cache
 from ._images import ImageSource
 from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape
-from ._models import DEFAULT_MODEL, PREPROCESSINGS
+from ._models import DEFAULT_MODEL
+from ._preprocessing import PREPROCESSINGS
 from ._provider import SharedEngines, build_provider
 
 #: Parameters that act on maps after the backward pass (or on how they are

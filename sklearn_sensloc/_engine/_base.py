@@ -16,9 +16,10 @@ from keras import ops
 
 from .._identity import fingerprint
 from .._maps import METHODS
+from .._preprocessing import preprocessor
 from ._backends import backend_module, backend_name
-from ._preprocessing import preprocessor
-from ._targets import TargetError, model_network
+from ._networks import model_network
+from ._targets import TargetError
 
 #: Methods that average gradients over ``n_samples`` points per image.
 SAMPLING_METHODS = ("smoothgrad", "integrated_gradients")

@@ -50,17 +50,6 @@ class Target:
         self.predicted_classes = predicted_classes
 
 
-def model_network(model, image_size):
-    """The engine's view of ``model``: a :class:`KerasNetwork`, or a ``TorchNetwork`` for a module."""
-    from .._torch_models import is_torch_module
-
-    if is_torch_module(model):
-        from ._torch_modules import TorchNetwork
-
-        return TorchNetwork(model, image_size)
-    return KerasNetwork(model, image_size)
-
-
 class KerasNetwork:
     """A ``keras.Model`` as the engine sees it.
 
