@@ -14,9 +14,10 @@ user's own, shared by the clones of a search; ``cache=False`` none.
 
 import threading
 from collections import OrderedDict
-from numbers import Integral
 
 import numpy as np
+
+from ._validation import is_int
 
 #: The default bound: with it, 51,200 distinct 64x64 images through ``transform``
 #: grow the process by less than 800 MiB (benchmarks/bench_memory.py --stream).
@@ -76,7 +77,7 @@ class GradientCache:
     """
 
     def __init__(self, max_bytes=DEFAULT_MAX_BYTES):
-        if not isinstance(max_bytes, Integral) or isinstance(max_bytes, bool) or max_bytes < 0:
+        if not is_int(max_bytes) or max_bytes < 0:
             raise ValueError(f"max_bytes must be an int >= 0; got {max_bytes!r}.")
         self.max_bytes = int(max_bytes)
         self._entries = OrderedDict()

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
+from ._validation import check_image_size, check_positive_int
 from .datasets import SplitNotFoundError
 
 #: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
@@ -394,12 +395,9 @@ def _report(result, stream, names):
 
 def _positive_int(text):
     try:
-        value = int(text)
+        return check_positive_int(int(text), "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _non_negative_float(text):
@@ -420,12 +418,13 @@ def _fraction(text):
 
 
 def _image_size(text):
-    """'224' (square) or '240x320' (height x width)."""
+    """'224' (square) or '240x320' (height x width), as ``image_size`` means in Python."""
     parts = text.lower().split("x")
-    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
-        sizes = [int(p) for p in parts]
-        return (sizes[0], sizes[-1])
-    raise argparse.ArgumentTypeError(f"expected a size like 224 or 240x320, got {text!r}")
+    try:
+        return check_image_size(int(parts[0]) if len(parts) == 1 else [int(p) for p in parts])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 224 or 240x320, got {text!r}") from None
 
 
 def _target(text):

@@ -35,12 +35,13 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"({error}): pip install 'sklearn-sensloc[dask]'."
     ) from error
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._identity import fingerprint
-from ._transformer import SensitivityTransformer
+from ._images import check_image_array_shape, is_image_array
+from ._transformer import fitted_transformer
+from ._validation import check_positive_int
 
 
 def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
@@ -95,16 +96,8 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     >>> np.allclose(maps.compute(), sens.transform(images.compute()))
     True
     """
-    if not isinstance(transformer, SensitivityTransformer):
-        raise TypeError(
-            f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
-        )
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}.")
-    try:
-        check_is_fitted(transformer)
-    except NotFittedError:
-        transformer.fit(None)
+    transformer = fitted_transformer(transformer)
+    chunk_size = check_positive_int(chunk_size, "chunk_size", allow_none=True)
     # A shallow copy: the same fitted transformer and engine, its own cache.
     transformer = copy.copy(transformer).set_params(cache=cache)
     n_features = transformer.n_features_out_
@@ -119,7 +112,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     else:
         if not isinstance(images, da.Array):
             chunk = chunk_size or 4 * transformer.batch_size
-            if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+            if is_image_array(images):
                 images = da.from_array(images, chunks=(chunk,) + images.shape[1:])
             else:
                 items = [str(item) if not hasattr(item, "shape") else item for item in images]
@@ -131,11 +124,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
                 ]
                 sizes = [len(items[start : start + chunk]) for start in range(0, len(items), chunk)]
         if isinstance(images, da.Array):
-            if images.ndim != 4 or images.shape[-1] != 3:
-                raise ValueError(
-                    "images must be a dask array of RGB images of shape (n, height, width, 3); "
-                    f"got shape {images.shape}."
-                )
+            check_image_array_shape(images.shape, "images")
             images = images.rechunk({1: -1, 2: -1, 3: -1})
             parts = list(images.to_delayed().ravel())
             sizes = list(images.chunks[0])

@@ -1,11 +1,10 @@
 """Training a regressor on the maps of a :class:`~sklearn_sensloc.MapStore`, out of core."""
 
-from numbers import Integral
-
 from sklearn.utils import check_random_state
 
 from ._boxes import check_boxes
 from ._store import MapStore
+from ._validation import check_positive_int
 
 
 def fit_from_store(
@@ -76,8 +75,7 @@ def fit_from_store(
         )
     if epochs is None:
         epochs = getattr(regressor, "epochs", getattr(regressor, "max_iter", 1))
-    if not isinstance(epochs, Integral) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
+    epochs = check_positive_int(epochs, "epochs")
     if not hasattr(regressor, "partial_fit"):
         raise TypeError(f"{type(regressor).__name__} has no partial_fit method.")
     rng = check_random_state(random_state)

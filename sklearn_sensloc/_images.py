@@ -44,7 +44,7 @@ class ImageSource:
                 f"X is a sparse {type(X).__name__}: sparse input is not supported. "
                 "Give images as an array (n_images, height, width, 3) or a list of paths."
             )
-        if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
+        if is_image_array(X):
             self._items = _check_image_array(X)
         else:
             self._items = _check_image_list(X)
@@ -162,15 +162,29 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
+def is_image_array(X):
+    """Whether ``X`` is one array of images (of numbers), not a list of paths or of images.
+
+    An array of strings or objects holds paths or images of several sizes:
+    :class:`ImageSource` reads it as a list.
+    """
+    return isinstance(X, np.ndarray) and X.dtype.kind not in "OUS"
+
+
+def check_image_array_shape(shape, name="X"):
+    """Raise a ValueError naming ``name`` unless ``shape`` is ``(n_images, height, width, 3)``."""
+    if len(shape) != 4 or shape[-1] != 3:
+        hint = f" For a single image use {name}[None]." if len(shape) == 3 else ""
+        raise ValueError(
+            f"{name} must be an array of RGB images of shape (n_images, height, width, 3); "
+            f"got shape {tuple(shape)}.{hint}"
+        )
+
+
 def _check_image_array(X):
     if X.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: X must hold pixel values; got {X.dtype}.")
-    if X.ndim != 4 or X.shape[-1] != 3:
-        hint = " For a single image use X[None]." if X.ndim == 3 else ""
-        raise ValueError(
-            "X must be an array of RGB images of shape (n_images, height, width, 3); "
-            f"got shape {X.shape}.{hint}"
-        )
+    check_image_array_shape(X.shape)
     if X.dtype.kind not in "uif":
         raise ValueError(f"X must hold numbers; got dtype {X.dtype}.")
     if X.dtype != np.uint8 and X.size:

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import time
-from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -40,8 +39,9 @@ from sklearn.utils import check_random_state
 from ._array_files import ArrayFiles
 from ._atomic import TEMPORARY_SUFFIX, atomic_write_json, folder_lock
 from ._identity import fingerprint, image_set_key
-from ._images import ImageSource
-from ._transformer import SensitivityTransformer
+from ._images import ImageSource, is_image_array
+from ._transformer import fitted_transformer
+from ._validation import check_positive_int
 
 FORMAT = "sklearn-sensloc map store"
 FORMAT_VERSION = 1
@@ -168,24 +168,11 @@ class MapStore:
         MapStoreMismatchError
             If ``path`` holds a store of other maps or images.
         """
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
-        if not isinstance(transformer, SensitivityTransformer):
-            raise TypeError(
-                f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
-            )
-        if batch_size is not None and (
-            not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
-        try:
-            check_is_fitted(transformer)
-        except NotFittedError:
-            transformer.fit(None)
+        transformer = fitted_transformer(transformer)
+        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
         path = os.fspath(path)
         source = ImageSource(images)
-        if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+        if is_image_array(images):
             items = images
         else:
             items = list(images)
@@ -412,8 +399,7 @@ class MapStore:
         ValueError
             If a batch is missing: the store must be complete.
         """
-        if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        batch_size = check_positive_int(batch_size, "batch_size")
         self._require_complete()
         rng = check_random_state(random_state)
         order = rng.permutation(self.n_batches) if shuffle else range(self.n_batches)

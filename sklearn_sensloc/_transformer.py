@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -16,6 +17,7 @@ from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape
 from ._models import DEFAULT_MODEL
 from ._preprocessing import PREPROCESSINGS
 from ._provider import SharedEngines, build_provider
+from ._validation import check_image_size
 
 #: Parameters that act on maps after the backward pass (or on how they are
 #: kept): changing one keeps the compiled engine.
@@ -67,8 +69,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         turns 224x224 maps into 56x56 = 3,136 features, which a linear box
         regressor learns from a few hundred images; use 1 for full-resolution
         maps, as in the paper's ImageNet run.
-    image_size : tuple of int (height, width) or None, default=None
-        Size images are resized to. None uses the model's input size, or
+    image_size : int, (int, int) or None, default=None
+        Size images are resized to, in pixels: an int ``n`` is ``n x n``, a
+        pair ``(height, width)``. None uses the model's input size, or
         224x224 when the model accepts any size.
     preprocessing : {"auto", "caffe", "tf", "torch", "none"} or callable, default="auto"
         Pixel preprocessing applied before the network, inside the compiled
@@ -192,7 +195,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
-        "image_size": [tuple, list, None],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "preprocessing": [StrOptions({"auto", *PREPROCESSINGS}), callable],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache": ["boolean", GradientCache],
@@ -328,7 +331,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         params = self.get_params(deep=False)
         engine_params = {name: value for name, value in params.items()
                          if name not in MAP_SIDE_PARAMS | MODEL_PARAMS | {"preprocessing"}}
-        engine_params["image_size"] = self._image_size()
+        engine_params["image_size"] = check_image_size(self.image_size)
         self._provider, self.preprocessing_ = build_provider(
             model, weights, self.preprocessing, engine_params, engines=self._shared_engines())
         self.gradient_key_ = self._provider.gradient_key
@@ -367,14 +370,6 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             "pipeline between folders or machines, save it with "
             "sklearn_sensloc.save_localizer, which embeds the network."
         )
-
-    def _image_size(self):
-        if self.image_size is None:
-            return None
-        size = tuple(self.image_size)
-        if len(size) != 2 or not all(isinstance(s, Integral) and s > 0 for s in size):
-            raise ValueError(f"image_size must be (height, width) in pixels; got {self.image_size!r}.")
-        return size
 
     def gradient_provider(self, cache=None):
         """What computes this fitted transformer's gradients and maps, with its cache and store.
@@ -444,6 +439,29 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def fitted_transformer(transformer):
+    """``transformer`` itself, fitted first (no images: its model loaded) if it was not yet.
+
+    What the functions that take a transformer and compute maps with it
+    (:class:`~sklearn_sensloc.MapStore`, the Dask path, the evaluation) do
+    before using it.
+
+    Raises
+    ------
+    TypeError
+        If ``transformer`` is not a :class:`SensitivityTransformer`.
+    """
+    if not isinstance(transformer, SensitivityTransformer):
+        raise TypeError(
+            f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
+        )
+    try:
+        check_is_fitted(transformer)
+    except NotFittedError:
+        transformer.fit(None)
+    return transformer
 
 
 def _absolute_file(path):

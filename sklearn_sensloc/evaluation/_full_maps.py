@@ -7,7 +7,7 @@ import numpy as np
 from .._identity import array_fingerprint, fingerprint, image_set_key, maps_key
 from .._images import ImageSource
 from .._maps import pool_and_normalize
-from .._transformer import SensitivityTransformer
+from .._transformer import SensitivityTransformer, fitted_transformer
 
 # Bump when the meaning of a stored file changes, so old ones are not reused
 # (2: class targets of softmax models became the score before the softmax).
@@ -53,9 +53,7 @@ class MapComputer:
 
     def fit(self):
         """The fitted transformer (the model loaded once)."""
-        if not hasattr(self.transformer, "input_size_"):
-            self.transformer.fit(None)
-        return self.transformer
+        return fitted_transformer(self.transformer)
 
     def key(self, images_key, aggregation):
         """Name of the maps of the images ``images_key`` with ``aggregation``."""
