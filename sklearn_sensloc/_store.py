@@ -4,7 +4,7 @@ A :class:`MapStore` is a directory::
 
     store/
         manifest.json          what the maps are: transformer, images, layout
-        batches/000000.npy     maps of images 0 .. batch_size - 1
+        batches/000000.npy     maps of images 0 .. images_per_file - 1
         batches/000001.npy     ...
 
 Each batch file is written to a temporary name, flushed to disk and renamed
@@ -41,7 +41,7 @@ from ._atomic import TEMPORARY_SUFFIX, atomic_write_json, folder_lock
 from ._identity import fingerprint, image_set_key
 from ._images import ImageSource, is_image_array
 from ._transformer import fitted_transformer
-from ._validation import check_positive_int
+from ._validation import DEPRECATED, check_positive_int, renamed_parameter, warn_renamed
 
 FORMAT = "sklearn-sensloc map store"
 FORMAT_VERSION = 1
@@ -95,8 +95,9 @@ class MapStore:
         Length of one flattened map.
     map_shape : tuple of int
         (height, width) of one map.
-    batch_size : int
-        Images per batch file.
+    images_per_file : int
+        Images per batch file. (``batch_size`` is its old name, deprecated:
+        everywhere else ``batch_size`` is what one step computes at once.)
     n_batches : int
         Number of batch files when complete.
     manifest : dict
@@ -130,7 +131,8 @@ class MapStore:
     # ------------------------------------------------------------------ creation
 
     @classmethod
-    def create(cls, path, transformer, images, *, batch_size=None, overwrite=False):
+    def create(cls, path, transformer, images, *, images_per_file=None, overwrite=False,
+               batch_size=DEPRECATED):
         """Create a store for the maps of ``images``, or resume an existing one.
 
         If ``path`` already holds a store made with the same transformer
@@ -151,12 +153,15 @@ class MapStore:
         images : array of shape (n, H, W, 3), or list of image paths or arrays
             The images, in the order of the store's rows. A list of paths is
             read batch by batch; only the paths stay in memory.
-        batch_size : int or None, default=None
+        images_per_file : int or None, default=None
             Images per batch file, i.e. the granularity of resuming. None keeps
             an existing store's, or else uses ``transformer.batch_size``.
         overwrite : bool, default=False
             Replace an existing store of other maps or images (its batch files
             are deleted) instead of refusing it.
+        batch_size : int or None
+            Deprecated old name of ``images_per_file`` (a ``FutureWarning``;
+            removed in 0.4).
 
         Returns
         -------
@@ -169,7 +174,10 @@ class MapStore:
             If ``path`` holds a store of other maps or images.
         """
         transformer = fitted_transformer(transformer)
-        batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
+        images_per_file = check_positive_int(
+            renamed_parameter("MapStore.create", "batch_size", batch_size, "images_per_file",
+                              images_per_file, None),
+            "images_per_file", allow_none=True)
         path = os.fspath(path)
         source = ImageSource(images)
         if is_image_array(images):
@@ -177,9 +185,9 @@ class MapStore:
         else:
             items = list(images)
         existing = _read_manifest(path) if os.path.exists(os.path.join(path, MANIFEST)) else None
-        if batch_size is None:
-            batch_size = existing["batch_size"] if existing else transformer.batch_size
-        manifest = _make_manifest(transformer, source, batch_size)
+        if images_per_file is None:
+            images_per_file = existing["batch_size"] if existing else transformer.batch_size
+        manifest = _make_manifest(transformer, source, images_per_file)
 
         if existing is not None:
             differences = _differences(existing, manifest)
@@ -251,8 +259,13 @@ class MapStore:
         return tuple(self.manifest["maps"]["map_shape"])
 
     @property
-    def batch_size(self):
+    def images_per_file(self):
         return self.manifest["batch_size"]
+
+    @property
+    def batch_size(self):
+        warn_renamed("MapStore.batch_size", "images_per_file")
+        return self.images_per_file
 
     @property
     def n_batches(self):
@@ -267,8 +280,8 @@ class MapStore:
         """The ``range`` of image indices (rows) that batch ``batch`` holds."""
         if not 0 <= batch < self.n_batches:
             raise IndexError(f"Batch {batch} out of range: the store has {self.n_batches}.")
-        start = batch * self.batch_size
-        return range(start, min(start + self.batch_size, len(self)))
+        start = batch * self.images_per_file
+        return range(start, min(start + self.images_per_file, len(self)))
 
     def batch_path(self, batch):
         """Path of the file of batch ``batch``."""
@@ -471,7 +484,7 @@ class MapStore:
 # ---------------------------------------------------------------------- manifest
 
 
-def _make_manifest(transformer, source, batch_size):
+def _make_manifest(transformer, source, images_per_file):
     from ._models import model_fingerprint, preprocessing_key
 
     model = transformer.model
@@ -510,8 +523,9 @@ def _make_manifest(transformer, source, batch_size):
             "list_hash": list_hash,
             "content_hash": image_set_key(keys),
         },
-        "batch_size": int(batch_size),
-        "n_batches": math.ceil(n_images / batch_size),
+        # The manifest's name for images_per_file, kept: stores already written read on.
+        "batch_size": int(images_per_file),
+        "n_batches": math.ceil(n_images / images_per_file),
     }
 
 
@@ -548,7 +562,8 @@ def _differences(old, new):
             "made (size or modification time)"
         )
     if old["batch_size"] != new["batch_size"]:
-        found.append(f"batch_size: store has {old['batch_size']}, given {new['batch_size']}")
+        found.append(
+            f"images_per_file: store has {old['batch_size']}, given {new['batch_size']}")
     return found
 
 

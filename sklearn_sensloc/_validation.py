@@ -1,9 +1,13 @@
 """Checks of parameter values that functions outside an estimator share: one of each.
 
+Also how a public parameter is renamed: the old name keeps working, with a
+``FutureWarning``, for two releases.
+
 Estimators check their parameters with scikit-learn's ``_parameter_constraints``;
 these serve plain functions and methods, with the same messages everywhere.
 """
 
+import warnings
 from numbers import Integral
 
 
@@ -44,3 +48,29 @@ def check_image_size(value, name="image_size", *, minimum=1):
             f"{minimum}; got {value!r}."
         )
     return int(size[0]), int(size[1])
+
+
+#: Default of a renamed parameter's old name: scikit-learn's marker that it
+#: was not given.
+DEPRECATED = "deprecated"
+
+
+def renamed_parameter(where, old_name, old_value, new_name, new_value, new_default):
+    """The value of a parameter renamed ``old_name`` -> ``new_name``, warning when the old name is used.
+
+    The old name keeps working for two releases (renamed in 0.2, removed in
+    0.4) with a ``FutureWarning``, as scikit-learn deprecates names; giving
+    both names is an error.
+    """
+    if isinstance(old_value, str) and old_value == DEPRECATED:
+        return new_value
+    if new_value is not new_default:
+        raise TypeError(f"{where} got both {old_name} and {new_name}; pass only {new_name}.")
+    warn_renamed(f"{where}'s {old_name}", new_name, stacklevel=4)
+    return old_value
+
+
+def warn_renamed(old, new, stacklevel=3):
+    """The ``FutureWarning`` of a public name ``old`` renamed ``new`` (in 0.2, removed in 0.4)."""
+    warnings.warn(f"{old} was renamed {new} in 0.2 and will be removed in 0.4; use {new}.",
+                  FutureWarning, stacklevel=stacklevel)

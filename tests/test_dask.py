@@ -133,7 +133,7 @@ def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp
     np.testing.assert_allclose(compute(client, from_bag), expected, rtol=1e-5, atol=1e-7)
 
     # A map store written here is read by the workers, one task per batch file.
-    store = MapStore.create(tmp_path / "store", sens, paths, batch_size=5).compute()
+    store = MapStore.create(tmp_path / "store", sens, paths, images_per_file=5).compute()
     np.testing.assert_array_equal(compute(client, store.to_dask()), store.to_numpy())
 
 
