@@ -1,4 +1,4 @@
-"""What the package keeps on disk: map stores, SGD over them, and raw gradients.
+"""Map stores: the maps of a list of images on disk, computed once, resumed after a stop.
 
 A :class:`MapStore` is a directory::
 
