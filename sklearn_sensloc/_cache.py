@@ -19,8 +19,8 @@ import numpy as np
 
 from ._validation import is_int
 
-#: The default bound: with it, 51,200 distinct 64x64 images through ``transform``
-#: grow the process by less than 800 MiB (benchmarks/bench_memory.py --stream).
+#: The default bound; docs/benchmarks.rst ("Memory over a whole data set") gives
+#: the process growth it leads to, measured by benchmarks/bench_memory.py --stream.
 DEFAULT_MAX_BYTES = 512 << 20
 
 #: Python's bookkeeping of one entry on top of its array's bytes: the key's

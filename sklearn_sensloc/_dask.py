@@ -195,7 +195,7 @@ class BoxIncremental(Incremental):
     --------
     >>> import dask.array as da, numpy as np
     >>> from sklearn_sensloc import BoxRegressor
-    >>> from sklearn_sensloc._dask import BoxIncremental
+    >>> from sklearn_sensloc import BoxIncremental
     >>> rng = np.random.default_rng(0)
     >>> X = da.from_array(rng.random((60, 8)), chunks=20)
     >>> boxes = np.tile([0.1, 0.2, 0.6, 0.9], (60, 1))

@@ -79,10 +79,11 @@ class GradientEngine:
     ----------
     computes_ahead : bool
         Whether callers compute the next batch in a thread while they make
-        maps of this one: on a GPU or TPU with JAX, whose calls leave Python
-        (measured 1.23 times as fast on an H200); not with PyTorch's eager
-        dispatch (measured no faster), nor with TensorFlow (not measured on a
-        GPU). On a CPU the host and the device are the same cores.
+        maps of this one: on a GPU or TPU with JAX, whose calls leave Python;
+        not with PyTorch's eager dispatch, nor with TensorFlow until it is
+        measured on a GPU (docs/benchmarks.rst, "One batch ahead", has the
+        figures and the command). On a CPU the host and the device are the
+        same cores.
     """
 
     def __init__(
@@ -346,8 +347,8 @@ def image_seeds(images, random_state):
 def _padded(array, length, fill=0):
     """``array`` with rows of ``fill`` appended up to ``length`` rows (itself if it has them)."""
     if len(array) == length:
-        # A whole batch, the common case: no copy (on an H200 with JAX, that copy
-        # took 0.18 s of a 1.50 s transform of 6 batches of 128 VGG16 maps).
+        # A whole batch, the common case: no copy, which on a GPU costs as much
+        # as a good part of the pass (docs/benchmarks.rst, "Where the time goes").
         return array
     padding = np.full((length - len(array), *array.shape[1:]), fill, array.dtype)
     return np.concatenate([array, padding])
