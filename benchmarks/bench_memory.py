@@ -19,6 +19,15 @@ with ``cache=False`` are reported separately.
 
     python benchmarks/bench_memory.py              # N = 64 and 640, tiny CNN
     python benchmarks/bench_memory.py --n 32 --model vgg16
+
+``--stream N`` measures instead what a long run keeps: ``N`` distinct 64 x 64
+uint8 images (the tiny CNN, every other parameter at its default) through
+``transform``, in chunks of ``--chunk`` images, each setting (the default
+cache, and ``cache=False``) in a fresh process. It prints the growth of RSS
+above the level after the warm-up, after every quarter of the images and at
+its peak, against the bound the default cache documents:
+
+    python benchmarks/bench_memory.py --stream 51200
 """
 
 import json
@@ -121,6 +130,80 @@ def child(args):
     }))
 
 
+def stream_child(args):
+    """``args.stream`` distinct images through ``transform`` in this (fresh) process; one JSON line."""
+    import gc
+
+    from _common import build_tiny_model
+    from sklearn_sensloc import SensitivityTransformer
+
+    size = 64
+    params = {"model": build_tiny_model(size=size)}
+    if not args.cache:
+        params["cache"] = False
+    sens = SensitivityTransformer(**params).fit(None)
+    rng = np.random.default_rng(12345)
+    # Warm-up on images never measured: tracing, the allocator's first pools.
+    sens.transform(rng.integers(0, 256, (args.chunk, size, size, 3), dtype=np.uint8))
+    from sklearn_sensloc import gradient_cache
+
+    gradient_cache.clear()
+    if not args.cache:
+        documented = None
+    elif hasattr(gradient_cache, "gradients"):
+        documented = gradient_cache.max_bytes
+    else:
+        # The package before caches were objects: three bounds, one per kind.
+        documented = (gradient_cache.max_bytes + gradient_cache.maps.max_bytes
+                      + gradient_cache.image_keys.max_bytes)
+    gc.collect()
+    before = rss_bytes()
+    sampler = PeakSampler(period=0.01)
+    sampler.start()
+    start = time.perf_counter()
+    curve = {}
+    quarter = max(args.stream // 4, 1)
+    for first in range(0, args.stream, args.chunk):
+        n = min(args.chunk, args.stream - first)
+        # Distinct images: a seed per chunk, never the warm-up's.
+        images = np.random.default_rng(first).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        sens.transform(images)
+        del images
+        done = first + n
+        if done % quarter < args.chunk or done == args.stream:
+            curve[done] = (rss_bytes() - before) / 2**20
+    seconds = time.perf_counter() - start
+    peak = sampler.stop()
+    print(json.dumps({
+        "images": args.stream, "cache": "default" if args.cache else "False",
+        "growth_mib_at": curve, "peak_growth_mib": (peak - before) / 2**20,
+        "documented_bound_mib": None if documented is None else documented / 2**20,
+        "seconds": seconds,
+    }))
+
+
+def run_stream(args):
+    rows = []
+    for cache in (True, False):
+        command = [sys.executable, os.path.abspath(__file__), "--child", "--stream",
+                   str(args.stream), "--chunk", str(args.chunk), "--cache", str(int(cache))]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        row = json.loads(lines[-1])
+        print(row, flush=True)
+        row["growth_mib_at"] = ", ".join(
+            f"{int(n):,}: {mib:.0f}" for n, mib in row["growth_mib_at"].items())
+        rows.append(row)
+    print_table(
+        f"RSS growth over {args.stream:,} distinct 64x64 images through transform (MiB)",
+        rows, ["cache", "images", "growth_mib_at", "peak_growth_mib", "documented_bound_mib",
+               "seconds"],
+    )
+    return rows
+
+
 def run_child(script, paths_file, n, cache, args):
     command = [sys.executable, script, "--child", "--paths-file", paths_file, "--n", str(n),
                "--cache", str(int(cache)), "--model", args.model,
@@ -142,9 +225,19 @@ def main(argv=None):
     parser.add_argument("--child", action="store_true", help=argparse_suppress())
     parser.add_argument("--paths-file", help=argparse_suppress())
     parser.add_argument("--cache", type=int, default=0, help=argparse_suppress())
+    parser.add_argument("--stream", type=int, default=None, metavar="N",
+                        help="N distinct 64x64 images through transform, default cache and "
+                             "cache=False (e.g. 51200)")
+    parser.add_argument("--chunk", type=int, default=512,
+                        help="images per transform call with --stream")
     args = parser.parse_args(argv)
     if args.child:
-        return child(args)
+        return stream_child(args) if args.stream else child(args)
+    if args.stream:
+        print_header()
+        rows = run_stream(args)
+        write_json(args.json, "memory-stream", rows)
+        return rows
     if args.quick:
         args.n, args.batch_size = 16, 8  # N still spans two batches
 

@@ -7,13 +7,10 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
-# Before the imports: modules that record the version import it from here.
-__version__ = "0.1.0"
-
 from ._box_files import BoxRow
 from ._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
 from ._boxes import box_iou
-from ._cache import gradient_cache
+from ._cache import GradientCache, gradient_cache
 from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
 from ._image_files import find_images
 from ._localizer import LocalizerFileError, load_localizer, save_localizer
@@ -22,8 +19,10 @@ from ._models import loaded_models
 from ._plots import plot_boxes, plot_maps
 from ._predict_photos import predict_photos, write_boxes
 from ._regressor import BoxRegressor
-from ._store import MapStore, MapStoreMismatchError, fit_from_store
+from ._fit_from_store import fit_from_store
+from ._store import MapStore, MapStoreMismatchError
 from ._transformer import SensitivityTransformer
+from ._version import __version__
 from .datasets import (
     SplitNotFoundError,
     load_coco,
@@ -39,6 +38,7 @@ __all__ = [
     "BoxScorer",
     "CenterBoxBaseline",
     "CorLocScorer",
+    "GradientCache",
     "HeuristicBoxEstimator",
     "LocalizerFileError",
     "MapStore",

@@ -8,8 +8,8 @@ run writes is locked against a second run (:func:`folder_lock`).
 
 import json
 import os
+import secrets
 import socket
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,11 +75,8 @@ def atomic_file(path):
     temporary file remains.
     """
     path = Path(path)
-    handle = tempfile.NamedTemporaryFile(
-        "wb", dir=path.parent, prefix=_temporary_prefix(path), suffix=TEMPORARY_SUFFIX, delete=False
-    )
+    handle = _new_temporary(path)
     try:
-        _usual_permissions(handle.name)
         with handle:
             yield handle
             handle.flush()
@@ -149,6 +146,21 @@ def _temporary_prefix(path):
     return f".{path.name}.{socket.gethostname()}.{os.getpid()}."
 
 
+def _new_temporary(path):
+    """A new temporary file beside ``path``, open for writing, named for its writer.
+
+    Created by ``open(..., "x")``, whose mode the kernel masks with the
+    process's umask: the result gets the permissions any new file gets, with
+    the umask neither read nor changed (``tempfile``'s files are 0600).
+    """
+    prefix = _temporary_prefix(path)
+    while True:
+        try:
+            return open(path.parent / f"{prefix}{secrets.token_hex(4)}{TEMPORARY_SUFFIX}", "xb")
+        except FileExistsError:
+            continue
+
+
 def _process_alive(pid):
     if pid == os.getpid():
         # This process writes one file at a time and is not writing now.
@@ -160,14 +172,6 @@ def _process_alive(pid):
     except OSError:
         return True
     return True
-
-
-def _usual_permissions(path):
-    # Temporary files are private (0600); the result should get the permissions
-    # any new file gets under the user's umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _fsync_directory(directory):

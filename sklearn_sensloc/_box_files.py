@@ -22,7 +22,7 @@ import math
 import os
 from typing import NamedTuple
 
-from . import __version__
+from ._version import __version__
 from ._atomic import atomic_write_json
 
 RUN_SUFFIX = ".sensloc-run"

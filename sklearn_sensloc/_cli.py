@@ -20,7 +20,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
+from ._validation import DEPRECATED, check_image_size, check_positive_int, renamed_parameter
 from .datasets import SplitNotFoundError
 
 #: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
@@ -67,7 +68,7 @@ def run_demo(
     *,
     weights=None,
     preprocessing="auto",
-    seed=0,
+    random_state=0,
     test_size=DEMO_TEST_SIZE,
     image_size=224,
     aggregations=("max",),
@@ -75,6 +76,7 @@ def run_demo(
     n_timing=8,
     verbose=True,
     stream=None,
+    seed=DEPRECATED,
 ):
     """Fit and score the method on the embedded sample; write tables and figures.
 
@@ -98,12 +100,13 @@ def run_demo(
         Number of scenes, train and test together.
     output : str or path, default="sensloc-output"
         Folder for the tables, figures and cache; a rerun reuses it.
-    seed : int, default=0
-        Seed of the scenes, of the split and of the regressor.
+    random_state : int, default=0
+        Seed of every random step: the scenes, their split and the regressor.
     test_size : float, default=0.3
         Fraction of the scenes held out for testing.
-    image_size : int, default=224
-        Side of the generated scenes (the model resizes them if needed).
+    image_size : int or (int, int), default=224
+        Size of the generated scenes, an int ``n`` for ``n x n`` or a pair of
+        equal sides (the model resizes them if needed).
     aggregations : sequence of str, default=("max",)
         Aggregations scored; all share one backward pass.
     batch_size : int, default=16
@@ -114,6 +117,9 @@ def run_demo(
         Progress bars.
     stream : file-like, default=sys.stdout
         Where the report is printed.
+    seed : int
+        Deprecated old name of ``random_state`` (a ``FutureWarning``; removed
+        in 0.4).
 
     Returns
     -------
@@ -126,24 +132,27 @@ def run_demo(
     from .datasets import make_sample_scenes
     from .evaluation import evaluate_localization, model_label
 
+    random_state = renamed_parameter("run_demo", "seed", seed, "random_state", random_state, 0)
     stream = sys.stdout if stream is None else stream
     target = "gestalt"
     if isinstance(model, str) and model == "auto":
         model, target = choose_demo_model(stream)
-    data = make_sample_scenes(n_images, image_size=image_size, random_state=seed)
-    train, test = train_test_split(range(n_images), test_size=test_size, random_state=seed)
+    data = make_sample_scenes(n_images, image_size=image_size, random_state=random_state)
+    train, test = train_test_split(range(n_images), test_size=test_size,
+                                   random_state=random_state)
     if len(train) < 2 or len(test) < 1:
         raise ValueError(f"n_images={n_images} is too few to split into train and test parts.")
     print(f"Embedded sample: {n_images} scenes ({len(train)} train, {len(test)} test), "
-          f"seed {seed}; model {model_label(model)}, target {target!r}.", file=stream, flush=True)
+          f"seed {random_state}; model {model_label(model)}, target {target!r}.", file=stream,
+          flush=True)
     result = evaluate_localization(
         data.images[train], data.boxes[train], data.images[test], data.boxes[test],
         test_labels=[data.labels[i] for i in test], model=model, weights=weights,
         preprocessing=preprocessing, target=target,
         aggregations=aggregations, batch_size=batch_size, n_timing=n_timing, output=output,
-        random_state=seed, verbose=verbose,
+        random_state=random_state, verbose=verbose,
         description={"data": "embedded sample (make_sample_scenes)", "n_images": n_images,
-                     "seed": seed, "test_size": test_size},
+                     "seed": random_state, "test_size": test_size},
     )
     result.figures = _write_figures(result, data.images[test], data.boxes[test], output)
     _report(result, stream, ("table3_methods", "timings"))
@@ -192,7 +201,7 @@ def run_evaluate(voc, train_split="trainval", test_split="test", *, classes=None
 
 def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="auto",
             image_size=None, batch_size=32, pool=4, aggregation="max", estimator="learned",
-            seed=0, verbose=True, stream=None, record=None):
+            random_state=0, verbose=True, stream=None, record=None, seed=DEPRECATED):
     """Fit a localizer on labelled photos and save it as one file.
 
     Parameters
@@ -210,7 +219,7 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
         ``"auto"``: the class score for a classifier, the Gestalt Total for a
         network without one (see :func:`default_target`).
     estimator : {"learned", "heuristic"}, default="learned"
-        :class:`~sklearn_sensloc.BoxRegressor` (seeded by ``seed``) or
+        :class:`~sklearn_sensloc.BoxRegressor` (seeded by ``random_state``) or
         :class:`~sklearn_sensloc.HeuristicBoxEstimator`, its smoothing and
         share of pixels chosen on the training boxes. The box score is
         learned from its boxes of 5 folds of the photos, each fold's boxes by
@@ -219,8 +228,14 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
         Progress bars.
     stream : file-like, default=sys.stdout
         Where the summary is printed.
+    random_state : int, default=0
+        Seed of every random step: the regressor and the folds of the box
+        score.
     record : dict, optional
         Kept in the file: how it was made (the command line).
+    seed : int
+        Deprecated old name of ``random_state`` (a ``FutureWarning``; removed
+        in 0.4).
 
     Returns
     -------
@@ -237,6 +252,7 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     from ._regressor import BoxRegressor
     from ._transformer import SensitivityTransformer
 
+    random_state = renamed_parameter("run_fit", "seed", seed, "random_state", random_state, 0)
     stream = sys.stdout if stream is None else stream
     if target == "auto":
         target = default_target(model, weights)
@@ -251,7 +267,7 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     if len(readable) < 2:
         raise ValueError(f"Only {len(readable)} of the {len(boxes)} photos could be read: too "
                          "few to fit a localizer.")
-    box_estimator = (BoxRegressor(random_state=seed) if estimator == "learned"
+    box_estimator = (BoxRegressor(random_state=random_state) if estimator == "learned"
                      else HeuristicBoxEstimator())
     training_boxes = np.array([boxes[image] for image, _ in readable])
     box_estimator.fit(maps, training_boxes)
@@ -259,7 +275,8 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     pipeline = Pipeline([("sens", transformer), ("box", box_estimator)])
     try:
         scorer = box_scorer_from_maps(box_estimator, maps, training_boxes,
-                                      map_shape=transformer.map_shape_, random_state=seed)
+                                      map_shape=transformer.map_shape_,
+                                      random_state=random_state)
     except ValueError as error:
         warnings.warn(f"The localizer gets no box score: {error} Its boxes are written with "
                       "an empty score.", UserWarning, stacklevel=2)
@@ -394,12 +411,9 @@ def _report(result, stream, names):
 
 def _positive_int(text):
     try:
-        value = int(text)
+        return check_positive_int(int(text), "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _non_negative_float(text):
@@ -420,12 +434,13 @@ def _fraction(text):
 
 
 def _image_size(text):
-    """'224' (square) or '240x320' (height x width)."""
+    """'224' (square) or '240x320' (height x width), as ``image_size`` means in Python."""
     parts = text.lower().split("x")
-    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
-        sizes = [int(p) for p in parts]
-        return (sizes[0], sizes[-1])
-    raise argparse.ArgumentTypeError(f"expected a size like 224 or 240x320, got {text!r}")
+    try:
+        return check_image_size(int(parts[0]) if len(parts) == 1 else [int(p) for p in parts])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 224 or 240x320, got {text!r}") from None
 
 
 def _target(text):
@@ -436,7 +451,8 @@ def _target(text):
 def build_parser():
     """The ``sensloc`` argument parser."""
     from ._maps import AGGREGATIONS
-    from ._models import DEFAULT_MODEL, OFFLINE_MODEL, PREPROCESSINGS
+    from ._models import DEFAULT_MODEL, OFFLINE_MODEL
+    from ._preprocessing import PREPROCESSINGS
     from .evaluation import DEFAULT_SIGMAS
 
     parser = argparse.ArgumentParser(
@@ -449,6 +465,12 @@ def build_parser():
     run_options = argparse.ArgumentParser(add_help=False)
     run_options.add_argument("--batch-size", type=_positive_int, default=None,
                              help="images per backward pass")
+    seed_options = argparse.ArgumentParser(add_help=False)
+    seed_options.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of every random step of the command, the random_state of each: demo's "
+             "scenes, split and regressor; fit's regressor and box-score folds; evaluate's "
+             "regressor (default: 0)")
     run_options.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run_options.add_argument("--debug", action="store_true",
                              help="show the traceback of an error (or set SENSLOC_TRACEBACK=1)")
@@ -489,7 +511,7 @@ def build_parser():
                                 help="test images timed (forward pass, map); 0 skips the timings")
 
     fit = commands.add_parser(
-        "fit", parents=[model_options, target_options],
+        "fit", parents=[model_options, target_options, seed_options],
         help="make a localizer file from labelled photos",
         description="Compute the sensitivity maps of labelled photos, fit the box estimator on "
                     "them, and write one localizer file that holds the classifier, the map "
@@ -517,7 +539,6 @@ def build_parser():
     fit.add_argument("--estimator", choices=("learned", "heuristic"), default="learned",
                      help="learned: the linear map from maps to boxes (BoxRegressor); heuristic: "
                           "smooth, keep the strongest pixels, enclose them (default: learned)")
-    fit.add_argument("--seed", type=int, default=0, help="seed of the box regressor (default: 0)")
     fit.add_argument("--output", required=True, metavar="FILE",
                      help="the localizer file written, e.g. my.sensloc")
 
@@ -544,7 +565,7 @@ def build_parser():
                          help="replace an existing output instead of completing it")
 
     demo = commands.add_parser(
-        "demo", parents=[model_options, timing_options],
+        "demo", parents=[model_options, timing_options, seed_options],
         help="fit and score on the embedded offline sample",
         description="Fit the learned map on the embedded sample (real object crops pasted on "
                     "real backgrounds) and report CorLoc of the learned map, the heuristic and "
@@ -556,10 +577,9 @@ def build_parser():
                       help=f"fraction of the scenes held out (default: {DEMO_TEST_SIZE})")
     demo.add_argument("--output", default=DEMO_OUTPUT,
                       help=f"output folder (default: {DEMO_OUTPUT})")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     evaluate = commands.add_parser(
-        "evaluate", parents=[model_options, target_options, timing_options],
+        "evaluate", parents=[model_options, target_options, timing_options, seed_options],
         help="the paper's protocol on a PASCAL VOC style tree",
         description="Train on one split of a VOC-format tree, test on another (every ground-"
                     "truth box of the kept classes, difficult objects handled as in VOC), and "
@@ -588,7 +608,6 @@ def build_parser():
     evaluate.add_argument("--min-class-images", type=_positive_int, default=20, metavar="N",
                           help="Table 1 also averages the classes with at least N test "
                                "images (default: 20)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the regressor (default: 0)")
     return parser
 
 
@@ -670,14 +689,14 @@ def _run(args, argv):
         data, source = _fit_data(args)
         return run_fit(data, args.output, target=args.target, image_size=args.image_size,
                        pool=args.pool, aggregation=args.aggregation, estimator=args.estimator,
-                       seed=args.seed,
+                       random_state=args.seed,
                        record={"data": source, "command": shlex.join(["sensloc", *argv])},
                        **options)
     options["aggregations"] = args.aggregation
     if args.timing_images is not None:
         options["n_timing"] = args.timing_images
     if args.command == "demo":
-        return run_demo(n_images=args.n_images, output=args.output, seed=args.seed,
+        return run_demo(n_images=args.n_images, output=args.output, random_state=args.seed,
                         test_size=args.test_size, **options)
     target = default_target(args.model, args.weights) if args.target == "auto" else args.target
     return run_evaluate(args.voc, args.train_split, args.test_split, classes=args.classes,

@@ -4,10 +4,10 @@ Needs the ``dask`` extra: ``pip install 'sklearn-sensloc[dask]'`` (dask[array,da
 distributed, dask-ml).
 
 - :func:`sensitivity_maps_dask` computes maps block by block on the workers.
-  The transformer travels once per worker, pickled, as one key of the graph,
-  and each worker process unpickles it and builds its network and compiled
-  gradient function once, in a small per-process cache, whatever the number
-  of blocks.
+  The transformer is one key of the graph: Dask sends it once to each worker
+  that needs it and keeps it there, unpickled, while the graph runs; the
+  worker builds its network and compiled gradient function on first use,
+  once, whatever the number of blocks, and frees them with the key.
 - ``dask_ml.wrappers.Incremental(BoxRegressor())`` fits over the blocks of
   the maps when the ``(n, 4)`` boxes are a dask DataFrame with one partition
   per block: ``dask_ml`` looks a target's blocks up by the keys of a 1-D
@@ -21,13 +21,10 @@ distributed, dask-ml).
 """
 
 import copy
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
 try:
-    import cloudpickle
     import dask
     import dask.array as da
     import dask.bag as db
@@ -38,19 +35,13 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"({error}): pip install 'sklearn-sensloc[dask]'."
     ) from error
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._identity import fingerprint
-
-#: Transformers with a built engine, per worker process, most recent last.
-_PROCESS_TRANSFORMERS = OrderedDict()
-_PROCESS_LOCK = threading.Lock()
-#: How many networks a worker process keeps built (each holds a model).
-MAX_PROCESS_TRANSFORMERS = 2
-#: Engines built by this process, per transformer token (see worker_cache_info).
-_PROCESS_BUILDS = {}
+from ._images import check_image_array_shape, is_image_array
+from ._transformer import fitted_transformer
+from ._validation import check_positive_int
 
 
 def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
@@ -78,10 +69,12 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     chunk_size : int or None, default=None
         Images per block when ``images`` is not a dask collection; None uses
         ``4 * transformer.batch_size``.
-    cache : bool, default=False
-        Also keep each image's raw gradients in the worker process's
-        :data:`~sklearn_sensloc.gradient_cache`. Off by default whatever the
-        transformer's ``cache``: each block is computed once.
+    cache : bool or GradientCache, default=False
+        Also keep each image's raw gradients in a cache on the workers (True:
+        each worker process's :data:`~sklearn_sensloc.gradient_cache`; a
+        :class:`~sklearn_sensloc.GradientCache`: an empty one of its size on
+        each worker). Off by default whatever the transformer's ``cache``:
+        each block is computed once.
 
     Returns
     -------
@@ -92,8 +85,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     Examples
     --------
     >>> import dask.array as da, numpy as np, keras
-    >>> from sklearn_sensloc import SensitivityTransformer
-    >>> from sklearn_sensloc._dask import sensitivity_maps_dask
+    >>> from sklearn_sensloc import SensitivityTransformer, sensitivity_maps_dask
     >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> sens = SensitivityTransformer(model=model, pool=2)
@@ -104,25 +96,15 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     >>> np.allclose(maps.compute(), sens.transform(images.compute()))
     True
     """
-    from ._transformer import SensitivityTransformer
-
-    if not isinstance(transformer, SensitivityTransformer):
-        raise TypeError(
-            f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
-        )
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}.")
-    try:
-        check_is_fitted(transformer)
-    except NotFittedError:
-        transformer.fit(None)
-    # A shallow copy: the same fitted transformer, its own cache flag.
+    transformer = fitted_transformer(transformer)
+    chunk_size = check_positive_int(chunk_size, "chunk_size", allow_none=True)
+    # A shallow copy: the same fitted transformer and engine, its own cache.
     transformer = copy.copy(transformer).set_params(cache=cache)
     n_features = transformer.n_features_out_
     token = transformer_token(transformer)
-    # One key holds the pickled transformer: shipped once to each worker that
-    # needs it, unpickled once per worker process (see _process_transformer).
-    shipped = dask.delayed(_pickled(transformer), name=f"sensloc-transformer-{token}")
+    # One key holds the transformer: a worker receives it once and keeps it,
+    # with the engine its first block builds, for every block it computes.
+    shipped = dask.delayed(transformer, name=f"sensloc-transformer-{token}", traverse=False)
 
     if isinstance(images, db.Bag):
         parts = images.to_delayed()
@@ -130,7 +112,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
     else:
         if not isinstance(images, da.Array):
             chunk = chunk_size or 4 * transformer.batch_size
-            if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+            if is_image_array(images):
                 images = da.from_array(images, chunks=(chunk,) + images.shape[1:])
             else:
                 items = [str(item) if not hasattr(item, "shape") else item for item in images]
@@ -142,11 +124,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
                 ]
                 sizes = [len(items[start : start + chunk]) for start in range(0, len(items), chunk)]
         if isinstance(images, da.Array):
-            if images.ndim != 4 or images.shape[-1] != 3:
-                raise ValueError(
-                    "images must be a dask array of RGB images of shape (n, height, width, 3); "
-                    f"got shape {images.shape}."
-                )
+            check_image_array_shape(images.shape, "images")
             images = images.rechunk({1: -1, 2: -1, 3: -1})
             parts = list(images.to_delayed().ravel())
             sizes = list(images.chunks[0])
@@ -155,7 +133,7 @@ def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):
         da.from_delayed(
             dask.delayed(
                 _maps_block, pure=True, name=f"sensloc-maps-{dask.base.tokenize(token, part)}"
-            )(shipped, token, part, n_features),
+            )(shipped, part, n_features),
             shape=(size, n_features),
             dtype=np.float32,
         )
@@ -176,47 +154,10 @@ def transformer_token(transformer):
     )
 
 
-def worker_cache_info():
-    """What this process's transformer cache holds; run it on workers with ``client.run``.
-
-    Returns
-    -------
-    info : dict
-        ``"cached"``: tokens of the transformers held with a built network;
-        ``"builds"``: how many times each token's network was built here
-        (1 when every block reused it).
-    """
-    with _PROCESS_LOCK:
-        return {"cached": list(_PROCESS_TRANSFORMERS), "builds": dict(_PROCESS_BUILDS)}
-
-
-def _pickled(transformer):
-    """The transformer as bytes: one graph key, unpickled once per worker process."""
-    return cloudpickle.dumps(transformer)
-
-
-def _process_transformer(payload, token):
-    """This process's transformer for ``token``, unpickled and built at most once."""
-    with _PROCESS_LOCK:
-        cached = _PROCESS_TRANSFORMERS.get(token)
-        if cached is not None:
-            _PROCESS_TRANSFORMERS.move_to_end(token)
-            return cached
-        # Under the lock: two threads of one worker never build twice. The
-        # object is private to this cache, never pickled again.
-        transformer = cloudpickle.loads(payload)
-        transformer.gradient_engine()
-        _PROCESS_BUILDS[token] = _PROCESS_BUILDS.get(token, 0) + 1
-        _PROCESS_TRANSFORMERS[token] = transformer
-        while len(_PROCESS_TRANSFORMERS) > MAX_PROCESS_TRANSFORMERS:
-            _PROCESS_TRANSFORMERS.popitem(last=False)
-        return transformer
-
-
-def _maps_block(payload, token, images, n_features):
+def _maps_block(transformer, images, n_features):
     if len(images) == 0:
         return np.empty((0, n_features), dtype=np.float32)
-    return _process_transformer(payload, token).transform(images)
+    return transformer.transform(images)
 
 
 class BoxIncremental(Incremental):
@@ -254,7 +195,7 @@ class BoxIncremental(Incremental):
     --------
     >>> import dask.array as da, numpy as np
     >>> from sklearn_sensloc import BoxRegressor
-    >>> from sklearn_sensloc._dask import BoxIncremental
+    >>> from sklearn_sensloc import BoxIncremental
     >>> rng = np.random.default_rng(0)
     >>> X = da.from_array(rng.random((60, 8)), chunks=20)
     >>> boxes = np.tile([0.1, 0.2, 0.6, 0.9], (60, 1))
@@ -421,5 +362,4 @@ __all__ = [
     "partial_fit_blocks",
     "sensitivity_maps_dask",
     "transformer_token",
-    "worker_cache_info",
 ]

@@ -13,17 +13,25 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import sparse
 
-from ._cache import gradient_cache
 from ._identity import array_fingerprint, file_fingerprint
 
-#: Images larger than this are fingerprinted every time, not kept in ``gradient_cache.image_keys``.
+#: Images larger than this are fingerprinted every time, not kept in a key memo.
 ARRAY_KEYS_MAX_IMAGE_BYTES = 1 << 22
 
 
 class ImageSource:
-    """Validated, indexable view of ``X``: resized float32 images and their keys."""
+    """Validated, indexable view of ``X``: resized float32 images and their keys.
 
-    def __init__(self, X):
+    Parameters
+    ----------
+    X : array of shape (n, H, W, 3), list of arrays or list of paths
+    key_memo : object with ``get`` and ``put``, or None
+        Where the keys of image arrays are kept, found again by the image's
+        bytes (a cache's ``image_keys``); None fingerprints every array.
+    """
+
+    def __init__(self, X, key_memo=None):
+        self.key_memo = key_memo
         if isinstance(X, (str, os.PathLike)) and os.path.isdir(X):
             raise ValueError(f"X is the folder {os.fspath(X)!r}: {_folder_hint(X)}")
         if isinstance(X, (str, os.PathLike)):
@@ -36,7 +44,7 @@ class ImageSource:
                 f"X is a sparse {type(X).__name__}: sparse input is not supported. "
                 "Give images as an array (n_images, height, width, 3) or a list of paths."
             )
-        if isinstance(X, np.ndarray) and X.dtype.kind not in "OUS":
+        if is_image_array(X):
             self._items = _check_image_array(X)
         else:
             self._items = _check_image_list(X)
@@ -58,13 +66,13 @@ class ImageSource:
                 return file_fingerprint(item)
             except FileNotFoundError:
                 raise FileNotFoundError(f"Image file not found: {item!r}.") from None
-        if item.nbytes > ARRAY_KEYS_MAX_IMAGE_BYTES:
+        if self.key_memo is None or item.nbytes > ARRAY_KEYS_MAX_IMAGE_BYTES:
             return array_fingerprint(item)
         content = (item.dtype.str, item.shape, item.tobytes())
-        key = gradient_cache.image_keys.get(content)
+        key = self.key_memo.get(content)
         if key is None:
             key = array_fingerprint(item)
-            gradient_cache.image_keys.put(content, key, size=item.nbytes)
+            self.key_memo.put(content, key, size=item.nbytes)
         return key
 
     def keys(self):
@@ -154,15 +162,29 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
+def is_image_array(X):
+    """Whether ``X`` is one array of images (of numbers), not a list of paths or of images.
+
+    An array of strings or objects holds paths or images of several sizes:
+    :class:`ImageSource` reads it as a list.
+    """
+    return isinstance(X, np.ndarray) and X.dtype.kind not in "OUS"
+
+
+def check_image_array_shape(shape, name="X"):
+    """Raise a ValueError naming ``name`` unless ``shape`` is ``(n_images, height, width, 3)``."""
+    if len(shape) != 4 or shape[-1] != 3:
+        hint = f" For a single image use {name}[None]." if len(shape) == 3 else ""
+        raise ValueError(
+            f"{name} must be an array of RGB images of shape (n_images, height, width, 3); "
+            f"got shape {tuple(shape)}.{hint}"
+        )
+
+
 def _check_image_array(X):
     if X.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: X must hold pixel values; got {X.dtype}.")
-    if X.ndim != 4 or X.shape[-1] != 3:
-        hint = " For a single image use X[None]." if X.ndim == 3 else ""
-        raise ValueError(
-            "X must be an array of RGB images of shape (n_images, height, width, 3); "
-            f"got shape {X.shape}.{hint}"
-        )
+    check_image_array_shape(X.shape)
     if X.dtype.kind not in "uif":
         raise ValueError(f"X must hold numbers; got dtype {X.dtype}.")
     if X.dtype != np.uint8 and X.size:

@@ -379,7 +379,7 @@ def _named_preprocessing(transformer):
         return preprocessing
     from keras import ops
 
-    from ._engine._preprocessing import PREPROCESSORS, preprocessor
+    from ._preprocessing import PREPROCESSORS, preprocessor
 
     probe = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
     given = ops.convert_to_numpy(preprocessor(preprocessing)(probe))
@@ -436,7 +436,7 @@ def _versions():
     import keras
     import sklearn
 
-    from . import __version__
+    from ._version import __version__
     from ._engine import backend_version
 
     return {"sklearn-sensloc": __version__, "keras": keras.__version__,
@@ -479,7 +479,7 @@ def _read_manifest(archive, path):
     version = manifest.get("format_version")
     written_by = manifest.get("versions", {}).get("sklearn-sensloc", "an unknown version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        from . import __version__
+        from ._version import __version__
 
         raise LocalizerFileError(
             f"{path!r} was written by sklearn-sensloc {written_by} in localizer format "

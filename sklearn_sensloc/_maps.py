@@ -19,7 +19,7 @@ def sensitivity_maps(abs_gradients, aggregation="max", pool=1, normalize="max"):
 
     Returns float32 maps of shape (n, ceil(H / pool), ceil(W / pool)).
     """
-    # numpy reduces a short last axis (3 channels) element by element, ~20x
+    # numpy reduces a short last axis (3 channels) element by element, far
     # slower than combining the three channel planes; same values, bit for bit.
     channels = [abs_gradients[..., c] for c in range(abs_gradients.shape[-1])]
     if aggregation == "max":

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._identity import file_fingerprint, fingerprint
+from ._preprocessing import PREPROCESSINGS
 from ._torch_models import (
     build_library_model,
     check_library_model,
@@ -33,12 +34,6 @@ from ._torch_models import (
     library_model,
     module_fingerprint,
 )
-
-#: Channel means of the ImageNet training set, in BGR order, used by the
-#: original Caffe VGG16 ("caffe" preprocessing in Keras).
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-
-PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 OFFLINE_MODEL = "vgg16-hed"
 
@@ -263,18 +258,17 @@ def registered_name(model):
 
 
 class LoadedModels:
-    """Registered models loaded by name, shared while in use, then released.
+    """Models loaded by name, shared while in use, then released.
 
     Each model is held weakly: every transformer fitted with the same name
     and weights file uses one network, and once none refers to it (nor
-    anything else) it is freed. The most recently used model is also held
-    strongly, so that the clones of a search, fitted one after another, load
-    it once; :meth:`clear` releases it and forgets every model.
+    anything else) it is freed. A search holds it through the engine its
+    clones share, so it is loaded once per search. :meth:`clear` forgets
+    every model.
     """
 
     def __init__(self):
         self._models = weakref.WeakValueDictionary()
-        self._recent = None
         self._lock = threading.Lock()
 
     def get(self, key, load):
@@ -284,14 +278,12 @@ class LoadedModels:
             if model is None:
                 model = load()
                 self._models[key] = model
-            self._recent = model
             return model
 
     def clear(self):
         """Forget every model: the next use of a name loads it again."""
         with self._lock:
             self._models.clear()
-            self._recent = None
 
     def info(self):
         """Names (with weights files) of the models held, as a dict."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ._boxes import box_iou, check_box_sets, check_boxes
+from ._validation import check_positive_int
 
 __all__ = ["plot_maps", "plot_boxes"]
 
@@ -74,11 +75,7 @@ def _show_image(ax, image):
 
 def _layout(images, indices, max_images, titles, ncols):
     """The images shown, their titles (image ids by default), and their grid's rows and columns."""
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
-                                   or max_images < 1):
-        raise ValueError(
-            f"max_images must be a positive int or None (every image); got {max_images!r}."
-        )
+    max_images = check_positive_int(max_images, "max_images", allow_none=True)
     if indices is None:
         shown = list(range(len(images) if max_images is None else min(len(images), max_images)))
     else:

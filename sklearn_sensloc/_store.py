@@ -1,10 +1,10 @@
-"""What the package keeps on disk: map stores, SGD over them, and raw gradients.
+"""Map stores: the maps of a list of images on disk, computed once, resumed after a stop.
 
 A :class:`MapStore` is a directory::
 
     store/
         manifest.json          what the maps are: transformer, images, layout
-        batches/000000.npy     maps of images 0 .. batch_size - 1
+        batches/000000.npy     maps of images 0 .. images_per_file - 1
         batches/000001.npy     ...
 
 Each batch file is written to a temporary name, flushed to disk and renamed
@@ -20,41 +20,28 @@ the input size that name a difference; aggregation, normalization and
 pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
 
-Every array the package keeps on disk is a file of one kind, held by an
-:class:`ArrayFiles` folder: a store's batch files, the evaluation's stored
-maps (``--output``'s ``cache/``) and the raw gradients that
-``SensitivityTransformer(memory=...)`` keeps, one per image,
-``sensloc-gradients/<gradient key>/<image key>.npy``
-(:class:`DiskGradientStore`). Maps are computed into such files by
-:meth:`ArrayFiles.compute_maps`, which makes the maps of several map-side
-settings (aggregation, pooling, normalization) from one backward pass and
-skips the files already there: :class:`MapStore` and the evaluation resume
-through it alike.
+The batch files are the package's one kind of on-disk array
+(:class:`~sklearn_sensloc._array_files.ArrayFiles`), computed by the
+transformer's :class:`~sklearn_sensloc._provider.GradientProvider`
+(``compute_map_files``), which skips the files already there: the store and
+the evaluation's stored maps resume alike. :func:`~sklearn_sensloc.fit_from_store`
+trains a regressor from a store.
 """
 
-import contextlib
-import copy
 import json
 import math
 import os
 import time
-from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._atomic import (
-    TEMPORARY_SUFFIX,
-    atomic_file,
-    atomic_save_npy,
-    atomic_write_json,
-    folder_lock,
-    remove_stale_temporaries,
-)
-from ._boxes import check_boxes
+from ._array_files import ArrayFiles
+from ._atomic import TEMPORARY_SUFFIX, atomic_write_json, folder_lock
 from ._identity import fingerprint, image_set_key
-from ._images import ImageSource
-from ._maps import pooled_shape, sensitivity_maps
+from ._images import ImageSource, is_image_array
+from ._transformer import fitted_transformer
+from ._validation import DEPRECATED, check_positive_int, renamed_parameter, warn_renamed
 
 FORMAT = "sklearn-sensloc map store"
 FORMAT_VERSION = 1
@@ -108,8 +95,9 @@ class MapStore:
         Length of one flattened map.
     map_shape : tuple of int
         (height, width) of one map.
-    batch_size : int
-        Images per batch file.
+    images_per_file : int
+        Images per batch file. (``batch_size`` is its old name, deprecated:
+        everywhere else ``batch_size`` is what one step computes at once.)
     n_batches : int
         Number of batch files when complete.
     manifest : dict
@@ -118,8 +106,7 @@ class MapStore:
     Examples
     --------
     >>> import tempfile, numpy as np, keras
-    >>> from sklearn_sensloc import SensitivityTransformer
-    >>> from sklearn_sensloc._store import MapStore
+    >>> from sklearn_sensloc import MapStore, SensitivityTransformer
     >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
     ...                           keras.layers.Conv2D(4, 3, activation="relu")])
     >>> images = np.random.default_rng(0).uniform(0, 255, (10, 16, 16, 3))
@@ -144,7 +131,8 @@ class MapStore:
     # ------------------------------------------------------------------ creation
 
     @classmethod
-    def create(cls, path, transformer, images, *, batch_size=None, overwrite=False):
+    def create(cls, path, transformer, images, *, images_per_file=None, overwrite=False,
+               batch_size=DEPRECATED):
         """Create a store for the maps of ``images``, or resume an existing one.
 
         If ``path`` already holds a store made with the same transformer
@@ -165,12 +153,15 @@ class MapStore:
         images : array of shape (n, H, W, 3), or list of image paths or arrays
             The images, in the order of the store's rows. A list of paths is
             read batch by batch; only the paths stay in memory.
-        batch_size : int or None, default=None
+        images_per_file : int or None, default=None
             Images per batch file, i.e. the granularity of resuming. None keeps
             an existing store's, or else uses ``transformer.batch_size``.
         overwrite : bool, default=False
             Replace an existing store of other maps or images (its batch files
             are deleted) instead of refusing it.
+        batch_size : int or None
+            Deprecated old name of ``images_per_file`` (a ``FutureWarning``;
+            removed in 0.4).
 
         Returns
         -------
@@ -182,33 +173,21 @@ class MapStore:
         MapStoreMismatchError
             If ``path`` holds a store of other maps or images.
         """
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
-        from ._transformer import SensitivityTransformer
-
-        if not isinstance(transformer, SensitivityTransformer):
-            raise TypeError(
-                f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
-            )
-        if batch_size is not None and (
-            not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
-        try:
-            check_is_fitted(transformer)
-        except NotFittedError:
-            transformer.fit(None)
+        transformer = fitted_transformer(transformer)
+        images_per_file = check_positive_int(
+            renamed_parameter("MapStore.create", "batch_size", batch_size, "images_per_file",
+                              images_per_file, None),
+            "images_per_file", allow_none=True)
         path = os.fspath(path)
         source = ImageSource(images)
-        if isinstance(images, np.ndarray) and images.dtype.kind not in "OUS":
+        if is_image_array(images):
             items = images
         else:
             items = list(images)
         existing = _read_manifest(path) if os.path.exists(os.path.join(path, MANIFEST)) else None
-        if batch_size is None:
-            batch_size = existing["batch_size"] if existing else transformer.batch_size
-        manifest = _make_manifest(transformer, source, batch_size)
+        if images_per_file is None:
+            images_per_file = existing["batch_size"] if existing else transformer.batch_size
+        manifest = _make_manifest(transformer, source, images_per_file)
 
         if existing is not None:
             differences = _differences(existing, manifest)
@@ -280,8 +259,13 @@ class MapStore:
         return tuple(self.manifest["maps"]["map_shape"])
 
     @property
-    def batch_size(self):
+    def images_per_file(self):
         return self.manifest["batch_size"]
+
+    @property
+    def batch_size(self):
+        warn_renamed("MapStore.batch_size", "images_per_file")
+        return self.images_per_file
 
     @property
     def n_batches(self):
@@ -296,8 +280,8 @@ class MapStore:
         """The ``range`` of image indices (rows) that batch ``batch`` holds."""
         if not 0 <= batch < self.n_batches:
             raise IndexError(f"Batch {batch} out of range: the store has {self.n_batches}.")
-        start = batch * self.batch_size
-        return range(start, min(start + self.batch_size, len(self)))
+        start = batch * self.images_per_file
+        return range(start, min(start + self.images_per_file, len(self)))
 
     def batch_path(self, batch):
         """Path of the file of batch ``batch``."""
@@ -337,11 +321,11 @@ class MapStore:
         ----------
         verbose : bool, default=False
             Show a progress bar counting images.
-        cache : bool, default=False
-            Also keep each image's raw gradients in the process-wide
-            :data:`~sklearn_sensloc.gradient_cache`. Off by default whatever
-            the transformer's ``cache``: a store is for more images than
-            memory holds, and each is computed once.
+        cache : bool or GradientCache, default=False
+            Also keep each image's raw gradients in a cache (True: the
+            package's :data:`~sklearn_sensloc.gradient_cache`). Off by default
+            whatever the transformer's ``cache``: a store is for more images
+            than memory holds, and each is computed once.
 
         Returns
         -------
@@ -352,13 +336,12 @@ class MapStore:
                 f"The map store at {self.path!r} was opened for reading; to compute it, "
                 "resume it with MapStore.create(path, transformer, images)."
             )
-        # A shallow copy: the same fitted transformer and engine, its own cache flag.
-        transformer = copy.copy(self._transformer).set_params(cache=cache)
+        provider = self._transformer.gradient_provider(cache=cache)
         # The manifest's settings, not the transformer's: set_params after create()
         # must not write maps of other settings under this store's name.
         maps = self.manifest["maps"]
         setting = (maps["aggregation"], maps["pool"], maps["normalize"])
-        features = map_features(transformer, maps["pool"])
+        features = provider.n_features(maps["pool"])
         if features != self.n_features:
             raise RuntimeError(
                 f"The transformer makes maps of {features} features; the map store at "
@@ -367,8 +350,8 @@ class MapStore:
             )
         name = os.path.basename(self.path.rstrip(os.sep)) or self.path
         with folder_lock(self.path, "map store"):
-            self._files.compute_maps(
-                transformer, self._images,
+            provider.compute_map_files(
+                self._files, self._images,
                 [(self.batch_rows(b), {setting: _batch_name(b)}) for b in range(self.n_batches)],
                 verbose=verbose, description=f"maps -> {name}",
             )
@@ -429,8 +412,7 @@ class MapStore:
         ValueError
             If a batch is missing: the store must be complete.
         """
-        if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        batch_size = check_positive_int(batch_size, "batch_size")
         self._require_complete()
         rng = check_random_state(random_state)
         order = rng.permutation(self.n_batches) if shuffle else range(self.n_batches)
@@ -474,7 +456,7 @@ class MapStore:
 
         Each chunk is read by the worker that needs it, so the store must be on
         a file system the workers share. Feed it to
-        :class:`sklearn_sensloc._dask.BoxIncremental` to fit on a cluster.
+        :class:`sklearn_sensloc.BoxIncremental` to fit on a cluster.
 
         Returns
         -------
@@ -499,90 +481,10 @@ class MapStore:
         return da.concatenate(blocks, axis=0)
 
 
-def fit_from_store(
-    regressor, store, boxes, *, batch_size=2048, epochs=None, shuffle=True, random_state=None
-):
-    """Train a regressor on the maps of a store by ``partial_fit`` over mini-batches.
-
-    The out-of-core counterpart of ``regressor.fit(maps, boxes)``: each epoch
-    reads the store's batches (in a new random order when ``shuffle``),
-    regroups them into mini-batches of ``batch_size`` rows, and calls
-    ``regressor.partial_fit`` on each with the matching boxes. Memory holds one
-    mini-batch of maps.
-
-    Training continues from the regressor's state when it is already fitted
-    (``partial_fit`` semantics); pass ``sklearn.clone(regressor)`` to start
-    afresh. Note that :class:`~sklearn_sensloc.BoxRegressor` with
-    ``step_size="auto"`` uses the paper's schedule in ``partial_fit``, a drop
-    of the learning rate every 10,000 mini-batches; on a small store give
-    ``step_size`` explicitly.
-
-    Parameters
-    ----------
-    regressor : estimator with ``partial_fit(X, y)``
-        Typically a :class:`~sklearn_sensloc.BoxRegressor`.
-    store : MapStore or str or path-like
-        A complete store, or its path.
-    boxes : array-like of shape (n_images, 4)
-        True boxes ``(xmin, ymin, xmax, ymax)``, in the store's image order.
-    batch_size : int, default=2048
-        Rows per mini-batch, as in the paper.
-    epochs : int or None, default=None
-        Passes over the store; None makes as many as the regressor's ``fit``
-        would (its ``epochs``, else its ``max_iter``), or 1 if it has neither.
-    shuffle : bool, default=True
-        Shuffle the order of store batches and of rows in each mini-batch,
-        anew each epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the shuffling (the regressor's own ``random_state`` seeds its
-        SGD models).
-
-    Returns
-    -------
-    regressor
-        The fitted regressor.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np, keras
-    >>> from sklearn_sensloc import BoxRegressor, SensitivityTransformer
-    >>> from sklearn_sensloc._store import MapStore, fit_from_store
-    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
-    ...                           keras.layers.Conv2D(4, 3, activation="relu")])
-    >>> images = np.random.default_rng(0).uniform(0, 255, (12, 16, 16, 3))
-    >>> boxes = np.tile([0.2, 0.2, 0.8, 0.8], (12, 1))
-    >>> store = MapStore.create(tempfile.mkdtemp(), SensitivityTransformer(model=model, pool=2),
-    ...                         images).compute()
-    >>> reg = fit_from_store(BoxRegressor(random_state=0), store, boxes,
-    ...                      batch_size=5, epochs=3, random_state=0)
-    >>> reg.n_iter_, reg.predict(store.read_batch(0)).shape
-    (9, (12, 4))
-    """
-    if not isinstance(store, MapStore):
-        store = MapStore.open(store)
-    boxes = check_boxes(boxes, name="boxes")
-    if len(boxes) != len(store):
-        raise ValueError(
-            f"boxes has {len(boxes)} rows but the map store at {store.path!r} holds "
-            f"{len(store)} images; give one box per image, in the store's order."
-        )
-    if epochs is None:
-        epochs = getattr(regressor, "epochs", getattr(regressor, "max_iter", 1))
-    if not isinstance(epochs, Integral) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
-    if not hasattr(regressor, "partial_fit"):
-        raise TypeError(f"{type(regressor).__name__} has no partial_fit method.")
-    rng = check_random_state(random_state)
-    for _ in range(epochs):
-        for indices, maps in store.iter_batches(batch_size, shuffle=shuffle, random_state=rng):
-            regressor.partial_fit(maps, boxes[indices])
-    return regressor
-
-
 # ---------------------------------------------------------------------- manifest
 
 
-def _make_manifest(transformer, source, batch_size):
+def _make_manifest(transformer, source, images_per_file):
     from ._models import model_fingerprint, preprocessing_key
 
     model = transformer.model
@@ -621,8 +523,9 @@ def _make_manifest(transformer, source, batch_size):
             "list_hash": list_hash,
             "content_hash": image_set_key(keys),
         },
-        "batch_size": int(batch_size),
-        "n_batches": math.ceil(n_images / batch_size),
+        # The manifest's name for images_per_file, kept: stores already written read on.
+        "batch_size": int(images_per_file),
+        "n_batches": math.ceil(n_images / images_per_file),
     }
 
 
@@ -659,7 +562,8 @@ def _differences(old, new):
             "made (size or modification time)"
         )
     if old["batch_size"] != new["batch_size"]:
-        found.append(f"batch_size: store has {old['batch_size']}, given {new['batch_size']}")
+        found.append(
+            f"images_per_file: store has {old['batch_size']}, given {new['batch_size']}")
     return found
 
 
@@ -691,34 +595,6 @@ def _remove_store_files(path):
     os.unlink(os.path.join(path, MANIFEST))
 
 
-def valid_npy(path, shape=None):
-    """Whether ``path`` is a complete C-ordered float32 ``.npy`` (of ``shape``, if given).
-
-    Read from the header and the file's size, without loading the data: a
-    file cut short or of another layout does not count.
-    """
-    try:
-        with open(path, "rb") as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(stream)
-            else:
-                return False
-            offset = stream.tell()
-        size = os.path.getsize(path)
-    except (OSError, ValueError, EOFError):
-        return False
-    found, fortran, dtype = header
-    return (
-        (shape is None or found == tuple(shape))
-        and dtype == np.dtype(np.float32)
-        and not fortran
-        and size == offset + math.prod(found) * 4
-    )
-
-
 def _batch_name(batch):
     return f"{batch:06d}"
 
@@ -728,233 +604,3 @@ def _load_batch_file(files, name, shape):
     if maps is None:
         raise ValueError(f"Map store batch file {files.path(name)!r} is missing or invalid.")
     return maps
-
-
-# ---------------------------------------------------------------------- files
-
-
-def map_features(transformer, pool):
-    """Length of one flattened map of the fitted ``transformer`` pooled by ``pool``."""
-    return math.prod(pooled_shape(transformer.input_size_, pool))
-
-
-def map_parts(transformer, images, parts, *, verbose=False, description="sensitivity maps"):
-    """Maps of several map-side settings from one backward pass, part by part.
-
-    Parameters
-    ----------
-    transformer : SensitivityTransformer
-        Fitted; gives the gradients (through
-        :meth:`~sklearn_sensloc.SensitivityTransformer.iter_gradients`, so its
-        ``cache`` and ``memory`` are used), not the map-side parameters.
-    images : array of shape (n, H, W, 3), or list of image paths or arrays
-    parts : iterable of (range, list of (aggregation, pool, normalize))
-        The rows of each part and the settings of the maps wanted for them.
-    verbose : bool, default=False
-        Show one progress bar counting the images of every part.
-    description : str, default="sensitivity maps"
-        The progress bar's label.
-
-    Yields
-    ------
-    rows : range
-        The part's rows, as given.
-    maps : dict
-        Per setting, float32 maps of shape ``(len(rows), n_features)``,
-        flattened as :meth:`~sklearn_sensloc.SensitivityTransformer.transform`
-        returns them. Each part is yielded as soon as it is complete, before
-        the next image is read.
-    """
-    from tqdm.auto import tqdm
-
-    parts = list(parts)
-    with tqdm(total=sum(len(rows) for rows, _ in parts), desc=description, unit="img",
-              disable=not verbose) as bar:
-        for rows, settings in parts:
-            maps = {
-                setting: np.empty((len(rows), map_features(transformer, setting[1])), np.float32)
-                for setting in settings
-            }
-            for offset, gradients in transformer.iter_gradients(images[rows.start : rows.stop]):
-                # One backward pass serves every setting.
-                for (aggregation, pool, normalize), block in maps.items():
-                    block[offset : offset + len(gradients)] = sensitivity_maps(
-                        gradients, aggregation, pool, normalize
-                    ).reshape(len(gradients), -1)
-                bar.update(len(gradients))
-                del gradients  # not held while the next batch is decoded
-            yield rows, maps
-
-
-class ArrayFiles:
-    """A folder of float32 ``.npy`` arrays named by key, each complete or absent.
-
-    The package's one kind of on-disk array: :class:`MapStore`'s batch files,
-    the evaluation's stored maps and the raw gradients of
-    ``SensitivityTransformer(memory=...)`` (:class:`DiskGradientStore`). Each
-    file is written atomically and read back only when :func:`valid_npy`
-    finds it complete, so an interrupted writer (exception, kill, power loss)
-    costs at most the file it was writing. Writers that may remove files hold
-    the folder above (:func:`~sklearn_sensloc._atomic.folder_lock`); the
-    files of a folder nobody removes from are shared by any number of
-    processes.
-
-    Parameters
-    ----------
-    directory : str or path-like
-        Created when the first file is saved.
-    """
-
-    def __init__(self, directory):
-        self.directory = os.fspath(directory)
-
-    def __repr__(self):
-        return f"ArrayFiles({self.directory!r})"
-
-    def path(self, name):
-        """Path of the file ``name`` (``/`` in a name makes a subfolder)."""
-        return os.path.join(self.directory, name + ".npy")
-
-    def has(self, name, shape=None):
-        """Whether the file ``name`` is complete (and of ``shape``, if given)."""
-        return valid_npy(self.path(name), shape)
-
-    def load(self, name, shape=None, mmap_mode=None):
-        """The array ``name``, or None when it is missing, incomplete or of another shape.
-
-        Parameters
-        ----------
-        name : str
-        shape : tuple of int or None, default=None
-            The shape it must have; None accepts any.
-        mmap_mode : {None, "r", "r+", "c"}, default=None
-            As for :func:`numpy.load`.
-
-        Returns
-        -------
-        array : ndarray or None
-        """
-        path = self.path(name)
-        if not valid_npy(path, shape):
-            return None
-        try:
-            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-        except (OSError, ValueError):
-            # Removed or replaced since it was checked: absent, never trusted.
-            return None
-
-    def save(self, name, array):
-        """Write ``array`` as float32 to the file ``name``, atomically."""
-        atomic_save_npy(self.path(name), np.ascontiguousarray(array, dtype=np.float32))
-
-    def remove(self, name):
-        """Delete the file ``name``, if there is one."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(name))
-
-    def join(self, name, source, parts, shape):
-        """Join files of ``source`` into the file ``name``, then delete them.
-
-        Parameters
-        ----------
-        name : str
-        source : ArrayFiles
-            Holds the ``parts``.
-        parts : list of str
-            Complete files, in row order; their rows, reshaped to
-            ``shape[1:]``, make the joined array.
-        shape : tuple of int
-
-        Returns
-        -------
-        array : numpy.memmap of ``shape``
-            The joined file, memory-mapped read-only.
-        """
-        path = self.path(name)
-        os.makedirs(self.directory, exist_ok=True)
-        with atomic_file(path) as handle:
-            array = np.lib.format.open_memmap(handle.name, "w+", np.float32, tuple(shape))
-            start = 0
-            for part in parts:
-                block = np.load(source.path(part), mmap_mode="r", allow_pickle=False)
-                array[start : start + len(block)] = block.reshape(len(block), *shape[1:])
-                start += len(block)
-            array.flush()
-            del array
-        for part in parts:
-            source.remove(part)
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-
-    def compute_maps(self, transformer, images, parts, *, verbose=False,
-                     description="sensitivity maps"):
-        """Compute the map files of ``parts`` not complete on disk yet; keep the others.
-
-        The maps of every setting of a part come from one backward pass
-        (:func:`map_parts`) and are saved as soon as the part is complete, so
-        an interruption costs at most the part being computed. Temporary files
-        of writers no longer running are deleted first. The caller holds the
-        folder (:func:`~sklearn_sensloc._atomic.folder_lock`) if another run
-        might write it.
-
-        Parameters
-        ----------
-        transformer : SensitivityTransformer
-            Fitted; gives the gradients.
-        images : array of shape (n, H, W, 3), or list of image paths or arrays
-        parts : list of (range, dict)
-            The rows of each part and, per setting ``(aggregation, pool,
-            normalize)``, the name of the file of its maps, float32 of shape
-            ``(len(rows), n_features)``.
-        verbose : bool, default=False
-        description : str, default="sensitivity maps"
-            The progress bar's label.
-
-        Returns
-        -------
-        computed : int
-            Number of parts computed.
-        """
-        remove_stale_temporaries(self.directory)
-        todo = [
-            (rows, names) for rows, names in parts
-            if not all(self.has(name, (len(rows), map_features(transformer, setting[1])))
-                       for setting, name in names.items())
-        ]
-        done = map_parts(transformer, images, [(rows, list(names)) for rows, names in todo],
-                         verbose=verbose, description=description)
-        for (_, maps), (_, names) in zip(done, todo):
-            for setting, name in names.items():
-                self.save(name, maps[setting])
-        return len(todo)
-
-
-# ---------------------------------------------------------------------- gradients
-
-
-class DiskGradientStore(ArrayFiles):
-    """Raw gradients, one file per image under ``directory``, shared by processes and runs.
-
-    ``SensitivityTransformer(memory=...)`` keeps them here, keyed by the
-    transformer's gradient key and the image's key (``<gradient key>/<image
-    key>.npy``), with the ``get``/``put`` of the in-memory
-    :data:`~sklearn_sensloc.gradient_cache`. Files are only ever added, so no
-    lock is needed.
-    """
-
-    def get(self, key):
-        """The gradients of ``key``, or None: a missing or damaged file is recomputed."""
-        return self.load(os.path.join(*key))
-
-    def put(self, key, value):
-        """Keep the gradients ``value`` of ``key``."""
-        self.save(os.path.join(*key), value)
-
-
-def disk_store(memory):
-    """The on-disk store for a ``memory=`` value: None, a path or a joblib.Memory."""
-    if memory is None:
-        return None
-    location = getattr(memory, "location", memory)
-    if location is None:
-        return None
-    return DiskGradientStore(os.path.join(os.fspath(location), "sensloc-gradients"))

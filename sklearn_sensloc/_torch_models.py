@@ -15,16 +15,13 @@ import sys
 import warnings
 
 from ._identity import fingerprint
+from ._preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalized
 
 #: The libraries whose classifiers ``model="LIBRARY:NAME"`` builds.
 LIBRARIES = ("timm", "torchvision")
 
 #: State dict files read with ``torch.load(..., weights_only=True)``, or safetensors.
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-
-#: timm's defaults for what a ``pretrained_cfg`` leaves out (timm.data.IMAGENET_DEFAULT_*).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 EXTRA = "pip install 'sklearn-sensloc[torch]'"
 
@@ -321,8 +318,6 @@ def declared_input_size(module):
 
 def declared_preprocessing(module):
     """The normalization the module's ``pretrained_cfg`` says, as a preprocessing callable; or None."""
-    from ._engine import normalized
-
     config = data_config(module)
     if config is None:
         return None

@@ -6,23 +6,26 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import gradient_cache
-from ._identity import gradient_key, maps_key
+from ._array_files import disk_store
+from ._cache import GradientCache, resolve_cache
 from ._images import ImageSource
-from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape, sensitivity_maps
-from ._models import DEFAULT_MODEL, PREPROCESSINGS
-from ._prefetch import ahead
-from ._progress import progress
-from ._store import disk_store
+from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape
+from ._models import DEFAULT_MODEL
+from ._preprocessing import PREPROCESSINGS
+from ._provider import SharedEngines, build_provider
+from ._validation import check_image_size
 
 #: Parameters that act on maps after the backward pass (or on how they are
-#: stored): changing one keeps the compiled engine. Every other parameter
-#: (model, target, preprocessing, image size, method, batch size, which
-#: bounds the images a method sends through the network at once) selects one.
+#: kept): changing one keeps the compiled engine.
 MAP_SIDE_PARAMS = frozenset({"aggregation", "normalize", "pool", "cache", "memory", "verbose"})
+#: Parameters that say which network runs. Every other parameter is the
+#: gradient engine's, by the same name (target, preprocessing, image size,
+#: method and its parameters, batch size).
+MODEL_PARAMS = frozenset({"model", "weights"})
 
 
 class SensitivityTransformer(TransformerMixin, BaseEstimator):
@@ -66,8 +69,9 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         turns 224x224 maps into 56x56 = 3,136 features, which a linear box
         regressor learns from a few hundred images; use 1 for full-resolution
         maps, as in the paper's ImageNet run.
-    image_size : tuple of int (height, width) or None, default=None
-        Size images are resized to. None uses the model's input size, or
+    image_size : int, (int, int) or None, default=None
+        Size images are resized to, in pixels: an int ``n`` is ``n x n``, a
+        pair ``(height, width)``. None uses the model's input size, or
         224x224 when the model accepts any size.
     preprocessing : {"auto", "caffe", "tf", "torch", "none"} or callable, default="auto"
         Pixel preprocessing applied before the network, inside the compiled
@@ -79,14 +83,15 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         a module-level function keeps the transformer picklable.
     batch_size : int, default=32
         Images per forward/backward pass; bounds memory.
-    cache : bool, default=True
-        Keep the absolute gradients of each image in the process-wide,
-        size-bounded :data:`sklearn_sensloc.gradient_cache`, so that refits
+    cache : bool or GradientCache, default=True
+        Where the absolute gradients of each image are kept, so that refits
         with other map-side parameters (aggregation, normalize, pool) or other
-        folds of a search never repeat a backward pass; and keep each
-        image's map there too (``gradient_cache.maps``), so that the folds
-        and candidates of a search make each image's map once per map-side
-        parameters.
+        folds of a search never repeat a backward pass, with each image's map
+        per map-side parameters, so that the folds and candidates of a search
+        make it once. True: the package's :data:`~sklearn_sensloc.gradient_cache`
+        (512 MiB); a :class:`~sklearn_sensloc.GradientCache`: that one, shared
+        by the clones of a search; False: none, for a one-off pass over many
+        images.
     memory : str, path, joblib.Memory or None, default=None
         Directory where gradients are also stored, one file per image, shared
         by processes (``GridSearchCV(n_jobs=...)``) and later runs.
@@ -190,10 +195,10 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "normalize": [StrOptions(set(NORMALIZATIONS)), None],
         "pool": [Interval(Integral, 1, None, closed="left")],
-        "image_size": [tuple, list, None],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "preprocessing": [StrOptions({"auto", *PREPROCESSINGS}), callable],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "cache": ["boolean"],
+        "cache": ["boolean", GradientCache],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
@@ -257,7 +262,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         self.model_file_, self.weights_file_ = (
             _absolute_file(value) for value in (self._model_file(), self.weights)
         )
-        engine = self._build_engine()
+        engine = self._build_provider().engine
         self.input_size_ = engine.input_size
         self.map_shape_ = pooled_shape(self.input_size_, self.pool)
         self.n_features_out_ = self.map_shape_[0] * self.map_shape_[1]
@@ -279,51 +284,17 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             One flattened map per image, rows of pixels in order.
         """
         check_is_fitted(self)
-        source = ImageSource(X)
-        maps = np.empty((len(source), self.n_features_out_), dtype=np.float32)
-        starts = range(0, len(source), self.batch_size)
-        keys = source.keys() if self.cache else None
-        if keys is not None:
-            # Each image's map is kept: the folds of a search share images,
-            # and its candidates map-side parameters. A batch all of whose
-            # maps are kept is copied; any other is made as a whole, as
-            # without them. (A map depends on its own image's gradients only.)
-            made_by = maps_key(self.gradient_key_, self.aggregation, self.pool, self.normalize)
-            starts = [start for start in starts
-                      if not self._kept_maps(made_by, keys, start, maps)]
-        batches = self._gradient_batches(source, keys, starts)
-        n_made = sum(min(self.batch_size, len(source) - start) for start in starts)
-        for start, gradients in progress(batches, n_made, self.batch_size, self.verbose):
-            block = sensitivity_maps(gradients, self.aggregation, self.pool, self.normalize)
-            block = block.reshape(len(block), -1)
-            maps[start : start + len(block)] = block
-            for index, row in enumerate(block if keys is not None else ()):
-                kept = row.copy()
-                kept.flags.writeable = False
-                gradient_cache.maps.put((made_by, keys[start + index]), kept)
-            del gradients, block  # free this batch before the next one is decoded
-        return maps
-
-    def _kept_maps(self, made_by, keys, start, maps):
-        """Copy the kept maps of the batch at ``start`` into ``maps``; False if any is missing."""
-        stop = min(start + self.batch_size, len(keys))
-        rows = []
-        for key in keys[start:stop]:
-            row = gradient_cache.maps.get((made_by, key))
-            if row is None:
-                return False
-            rows.append(row)
-        np.stack(rows, out=maps[start:stop])
-        return True
+        return self.gradient_provider().maps(
+            X, self.aggregation, self.pool, self.normalize, verbose=self.verbose)
 
     def iter_gradients(self, X):
         """Absolute input gradients of the images in ``X``, batch by batch.
 
         What :meth:`transform` turns into maps, before aggregation, pooling and
         normalization: for computing maps of several map-side parameters from
-        one backward pass. Gradients held by :data:`~sklearn_sensloc.gradient_cache`
-        (``cache=True``) or by the ``memory`` folder are read, not recomputed;
-        computed ones are kept there.
+        one backward pass. Gradients held by the ``cache`` or by the
+        ``memory`` folder are read, not recomputed; computed ones are kept
+        there.
 
         Parameters
         ----------
@@ -339,49 +310,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             ``input_size_``; at most ``batch_size`` images.
         """
         check_is_fitted(self)
-        yield from self._gradient_batches(ImageSource(X))
-
-    def _gradient_batches(self, source, image_keys=None, starts=None):
-        """``(start, gradients)`` batch by batch, computing only what no cache holds.
-
-        ``image_keys``: the keys of the images of ``source`` when already known;
-        ``starts``: the first indices of the batches wanted, by default all. On
-        an accelerator the next batch is read and computed in a thread while
-        the caller turns this one into maps (``computes_ahead`` of the engine).
-        """
-        batches = self._stored_or_computed_batches(source, image_keys, starts)
-        return ahead(batches) if self.gradient_engine().computes_ahead else batches
-
-    def _stored_or_computed_batches(self, source, image_keys, starts):
-        engine = self.gradient_engine()
-        stores = ([gradient_cache] if self.cache else []) + [
-            store for store in [disk_store(self.memory)] if store is not None
-        ]
-        for start in range(0, len(source), self.batch_size) if starts is None else starts:
-            indices = range(start, min(start + self.batch_size, len(source)))
-            keys = [
-                (self.gradient_key_, source.key(i) if image_keys is None else image_keys[i])
-                for i in indices
-            ] if stores else []
-            gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
-            missing = [j for j, found in enumerate(gradients) if found is None]
-            computed = None
-            if missing:
-                # Decode straight into one batch array: no list of images plus a stacked copy.
-                images = np.empty((len(missing), *self.input_size_, 3), np.float32)
-                for row, j in enumerate(missing):
-                    images[row] = source.image(indices[j], self.input_size_)
-                computed = engine(images)
-                del images
-                for j, row in zip(missing, computed):
-                    gradients[j] = row
-                    for store in stores:
-                        store.put(keys[j], row)
-            # Nothing came from a store: the engine's array as is, no copy.
-            block = computed if len(missing) == len(indices) else np.stack(gradients)
-            del gradients, computed
-            yield start, block
-            del block  # not held while the next batch is decoded
+        yield from self.gradient_provider().gradient_batches(X)
 
     def get_feature_names_out(self, input_features=None):
         """Names ``map_r{row}_c{col}`` of the output columns.
@@ -396,52 +325,22 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             [f"map_r{r}_c{c}" for r in range(rows) for c in range(cols)], dtype=object
         )
 
-    def _build_engine(self):
-        from ._engine import GradientEngine
-        from ._models import (
-            model_fingerprint,
-            preprocessing_key,
-            resolve_model,
-            resolve_preprocessing,
-        )
-
-        model_arg = self._located("model", getattr(self, "model_file_", None), self.model)
+    def _build_provider(self):
+        model = self._located("model", getattr(self, "model_file_", None), self.model)
         weights = self._located("weights", getattr(self, "weights_file_", None), self.weights)
-        model, _ = resolve_model(model_arg, weights)
-        self.preprocessing_ = resolve_preprocessing(self.preprocessing, self.model, model)
-        preprocessing = preprocessing_key(self.preprocessing_)
-        engine_params = sorted(
-            (name, repr(value))
-            for name, value in self.get_params(deep=False).items()
-            if name != "model" and name not in MAP_SIDE_PARAMS
-        )
-        self._engine, self.gradient_key_ = _shared_engine(
-            model,
-            (preprocessing, *engine_params),
-            lambda: GradientEngine(
-                model,
-                self.target,
-                self.preprocessing_,
-                self._image_size(),
-                class_score=self.class_score,
-                method=self.method,
-                n_samples=self.n_samples,
-                noise_level=self.noise_level,
-                baseline=self.baseline,
-                random_state=self.random_state,
-                batch_size=self.batch_size,
-            ),
-            lambda engine: gradient_key(
-                model_fingerprint(model_arg, model, weights),
-                self.target,
-                preprocessing,
-                engine.input_size,
-                self._method_key(),
-                # Says logit or probability for class targets; layer targets ignore class_score.
-                engine.target_name,
-            ),
-        )
-        return self._engine
+        params = self.get_params(deep=False)
+        engine_params = {name: value for name, value in params.items()
+                         if name not in MAP_SIDE_PARAMS | MODEL_PARAMS | {"preprocessing"}}
+        engine_params["image_size"] = check_image_size(self.image_size)
+        self._provider, self.preprocessing_ = build_provider(
+            model, weights, self.preprocessing, engine_params, engines=self._shared_engines())
+        self.gradient_key_ = self._provider.gradient_key
+        return self._provider
+
+    def _shared_engines(self):
+        """The engines this transformer shares with its clones (see ``__sklearn_clone__``)."""
+        # setdefault: two threads of a Dask worker never make two.
+        return self.__dict__.setdefault("_engines", SharedEngines())
 
     def _model_file(self):
         """The ``.keras`` file ``model`` names, or None (a registered name or a keras.Model)."""
@@ -472,32 +371,29 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
             "sklearn_sensloc.save_localizer, which embeds the network."
         )
 
-    def _method_key(self):
-        """The method and the parameters its attributions depend on; none for the gradient.
+    def gradient_provider(self, cache=None):
+        """What computes this fitted transformer's gradients and maps, with its cache and store.
 
-        Nothing for ``"gradient"`` keeps its keys, and so existing stores, as
-        they were; a parameter a method ignores is left out so that changing it
-        does not recompute that method.
+        :meth:`transform` and :meth:`iter_gradients` are its
+        :meth:`~sklearn_sensloc._provider.GradientProvider.maps` and
+        :meth:`~sklearn_sensloc._provider.GradientProvider.gradient_batches`;
+        :class:`~sklearn_sensloc.MapStore`, the evaluation and the Dask
+        workers use it the same way.
+
+        Parameters
+        ----------
+        cache : bool, GradientCache or None, default=None
+            The cache it keeps gradients and maps in, instead of the ``cache``
+            parameter's (None keeps that one).
+
+        Returns
+        -------
+        provider : GradientProvider
         """
-        if self.method == "gradient":
-            return ()
-        if self.method == "smoothgrad":
-            from ._engine import backend_name
-
-            key = (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
-            # Each backend draws its own noise; TensorFlow's keys stay as they were.
-            return key if backend_name() == "tensorflow" else (*key, backend_name())
-        if self.method == "integrated_gradients":
-            return (self.method, int(self.n_samples), float(self.baseline))
-        return (self.method,)
-
-    def _image_size(self):
-        if self.image_size is None:
-            return None
-        size = tuple(self.image_size)
-        if len(size) != 2 or not all(isinstance(s, Integral) and s > 0 for s in size):
-            raise ValueError(f"image_size must be (height, width) in pixels; got {self.image_size!r}.")
-        return size
+        check_is_fitted(self)
+        provider = getattr(self, "_provider", None) or self._build_provider()
+        return provider.using(cache=resolve_cache(self.cache if cache is None else cache),
+                              store=disk_store(self.memory))
 
     def gradient_engine(self):
         """The fitted transformer's gradient engine, shared by its clones.
@@ -514,26 +410,26 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         -------
         engine : GradientEngine
         """
-        check_is_fitted(self)
-        engine = getattr(self, "_engine", None)
-        return engine if engine is not None else self._build_engine()
+        return self.gradient_provider().engine
 
     def __sklearn_clone__(self):
         # The model is only ever read, so a clone uses the same one (and the
-        # same compiled engine) instead of a deep copy, which for a keras.Model
+        # same compiled engines) instead of a deep copy, which for a keras.Model
         # means pickling the whole network on every clone of a search. Every
         # other parameter is cloned as sklearn does, from a shallow copy that
-        # does not carry the model, leaving this estimator untouched.
+        # does not carry the model.
         without_model = copy.copy(self)
         without_model.model = None
         cloned = super(SensitivityTransformer, without_model).__sklearn_clone__()
         cloned.model = self.model
+        cloned._engines = self._shared_engines()
         return cloned
 
     def __getstate__(self):
         # object.__getstate__ returns the live __dict__: copy before dropping.
         state = dict(super().__getstate__())
-        state.pop("_engine", None)
+        state.pop("_provider", None)
+        state.pop("_engines", None)
         return state
 
     def __sklearn_tags__(self):
@@ -545,67 +441,29 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+def fitted_transformer(transformer):
+    """``transformer`` itself, fitted first (no images: its model loaded) if it was not yet.
+
+    What the functions that take a transformer and compute maps with it
+    (:class:`~sklearn_sensloc.MapStore`, the Dask path, the evaluation) do
+    before using it.
+
+    Raises
+    ------
+    TypeError
+        If ``transformer`` is not a :class:`SensitivityTransformer`.
+    """
+    if not isinstance(transformer, SensitivityTransformer):
+        raise TypeError(
+            f"transformer must be a SensitivityTransformer; got {type(transformer).__name__}."
+        )
+    try:
+        check_is_fitted(transformer)
+    except NotFittedError:
+        transformer.fit(None)
+    return transformer
+
+
 def _absolute_file(path):
     """The absolute path of an existing file; None for None or a missing file (fit's error)."""
     return os.path.abspath(path) if path is not None and os.path.isfile(path) else None
-
-
-def _shared_engine(model, key, build, gradient_key):
-    """``(engine, gradient_key(engine))``, built once per model object and ``key``.
-
-    Engines are kept on the model object itself: an engine holds its model, so
-    a module-level table would keep every model alive, while an attribute of
-    the model lives and dies with it (Keras neither pickles nor copies it).
-    The gradient key of a ``keras.Model`` hashes every weight, which takes
-    longer than a small fit; it is reused while a cheap checksum of the
-    weights is unchanged, so a model trained further, or given other weights,
-    gets a new key.
-    """
-    engines = getattr(model, "_sensloc_engines", None)
-    if engines is None:
-        engines = _Engines()
-        # A plain attribute, outside Keras' (and torch's) tracking of layers and variables.
-        object.__setattr__(model, "_sensloc_engines", engines)
-    if key not in engines:
-        engines[key] = {"engine": build(), "checksum": None}
-    entry = engines[key]
-    checksum = _weights_checksum(model)
-    if entry["checksum"] != checksum:
-        entry["gradient_key"] = gradient_key(entry["engine"])
-        entry["checksum"] = checksum
-    return entry["engine"], entry["gradient_key"]
-
-
-class _Engines(dict):
-    """The engines kept on a model object; a pickled or copied model carries none.
-
-    A torch module pickles and deep-copies its ``__dict__``, where this
-    lives, and engines hold compiled functions.
-    """
-
-    def __reduce__(self):
-        return type(self), ()
-
-    def __deepcopy__(self, memo):
-        return type(self)()
-
-
-def _weights_checksum(model):
-    import keras
-
-    from ._torch_models import is_torch_module, weights_checksum
-
-    if is_torch_module(model):
-        return weights_checksum(model)
-    return tuple(float(keras.ops.convert_to_numpy(keras.ops.sum(weight))) for weight in model.weights)
-
-
-def _lookup(stores, key):
-    for level, store in enumerate(stores):
-        found = store.get(key)
-        if found is not None:
-            # A disk hit is promoted to the faster stores before it.
-            for faster in stores[:level]:
-                faster.put(key, found)
-            return found
-    return None

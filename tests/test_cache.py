@@ -11,8 +11,14 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from conftest import build_tiny_model, make_scenes
-from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer, gradient_cache
-from sklearn_sensloc._cache import GradientCache
+from sklearn_sensloc import (
+    BoxRegressor,
+    CorLocScorer,
+    GradientCache,
+    SensitivityTransformer,
+    gradient_cache,
+)
+from sklearn_sensloc._cache import ENTRY_BYTES
 
 
 @pytest.fixture(autouse=True)
@@ -105,25 +111,50 @@ def test_rewritten_file_is_recomputed(tiny_model, scenes, tmp_path):
 
 
 def test_lru_is_bounded_in_bytes():
-    cache = GradientCache(max_bytes=3 * 400)
+    cache = GradientCache(max_bytes=3 * (400 + ENTRY_BYTES))
     for i in range(5):
-        cache.put(("model", str(i)), np.zeros(100, np.float32))
+        cache.gradients.put(("model", str(i)), np.zeros(100, np.float32))
     info = cache.info()
-    assert info["entries"] == 3 and info["bytes"] == 1200
-    assert cache.get(("model", "0")) is None
-    assert cache.get(("model", "4")) is not None
-    cache.put(("model", "big"), np.zeros(1000, np.float32))
-    assert cache.get(("model", "big")) is None
+    assert info["entries"] == 3 and info["bytes"] == 3 * (400 + ENTRY_BYTES)
+    assert cache.gradients.get(("model", "0")) is None
+    assert cache.gradients.get(("model", "4")) is not None
+    cache.gradients.put(("model", "big"), np.zeros(1000, np.float32))
+    assert cache.gradients.get(("model", "big")) is None
+    # Every kind shares the one bound, in one order.
+    cache.maps.put(("maps", "0"), np.zeros(100, np.float32))
+    assert cache.info()["entries"] == 3 and cache.maps.info()["entries"] == 1
+    assert cache.gradients.get(("model", "2")) is None
+    with pytest.raises(ValueError, match="max_bytes must be an int >= 0; got -1"):
+        GradientCache(max_bytes=-1)
+
+
+def test_the_bytes_counted_cover_the_memory_held():
+    import tracemalloc
+
+    cache = GradientCache(max_bytes=1 << 30)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            # A map of a search, as the provider keeps it: 16x16 floats per image.
+            key = (f"{i:032x}", f"{i + 10**6:032x}")
+            row = np.zeros(256, np.float32)
+            row.flags.writeable = False
+            cache.maps.put(key, row)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert cache.info()["bytes"] >= held > 2000 * 1024
 
 
 def test_maps_of_the_same_images_are_made_once_and_equal(
     tiny_model, scenes, backward_calls, monkeypatch
 ):
-    from sklearn_sensloc import _transformer
+    from sklearn_sensloc import _provider
 
     made = []
-    original = _transformer.sensitivity_maps
-    monkeypatch.setattr(_transformer, "sensitivity_maps",
+    original = _provider.sensitivity_maps
+    monkeypatch.setattr(_provider, "sensitivity_maps",
                         lambda gradients, *args: made.append(len(gradients)) or original(gradients, *args))
     images = scenes[0][:9]
     sens = SensitivityTransformer(model=tiny_model, batch_size=4).fit(None)
@@ -196,8 +227,8 @@ def test_search_results_equal_without_the_maps_and_key_memos(tiny_model, monkeyp
 
     scores, coef = search()
     assert gradient_cache.maps.info()["hits"] > 0
-    monkeypatch.setattr(gradient_cache.maps, "max_bytes", 0)
-    monkeypatch.setattr(gradient_cache.image_keys, "max_bytes", 0)
+    monkeypatch.setattr(gradient_cache.maps, "put", lambda *args: None)
+    monkeypatch.setattr(gradient_cache.image_keys, "put", lambda *args, **kwargs: None)
     scores_without, coef_without = search()
     assert gradient_cache.maps.info()["entries"] == 0
     np.testing.assert_array_equal(scores_without, scores)
@@ -205,10 +236,50 @@ def test_search_results_equal_without_the_maps_and_key_memos(tiny_model, monkeyp
 
 
 def test_lru_counts_the_size_it_is_given():
-    cache = GradientCache(max_bytes=0, max_map_bytes=100)
-    cache.maps.put("a", "key of a", size=60)
-    cache.maps.put("b", "key of b", size=60)
-    assert cache.maps.get("a") is None and cache.maps.get("b") == "key of b"
-    assert cache.maps.info()["bytes"] == 60
-    cache.put("gradients", np.zeros(1, np.float32))
-    assert cache.info()["entries"] == 0
+    cache = GradientCache(max_bytes=100 + ENTRY_BYTES)
+    cache.image_keys.put("a", "key of a", size=60)
+    cache.image_keys.put("b", "key of b", size=60)
+    assert cache.image_keys.get("a") is None and cache.image_keys.get("b") == "key of b"
+    assert cache.image_keys.info()["bytes"] == 60 + ENTRY_BYTES
+    assert cache.image_keys.info()["hits"] == 1 and cache.image_keys.info()["misses"] == 1
+    cache.image_keys.clear()
+    assert cache.info() == {"entries": 0, "bytes": 0, "max_bytes": 100 + ENTRY_BYTES,
+                            "hits": 0, "misses": 0}
+
+
+def test_a_cache_of_ones_own_is_used_shared_by_clones_and_sized(tiny_model, scenes,
+                                                                  backward_calls):
+    import pickle
+    import warnings
+
+    from sklearn.base import clone
+
+    images = scenes[0][:6]
+    own = GradientCache(max_bytes=64 << 20)
+    sens = SensitivityTransformer(model=tiny_model, cache=own)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the bool and the object are both plain values
+        maps = sens.fit(None).transform(images)
+        SensitivityTransformer(model=tiny_model, cache=True).fit(None)
+    assert own.gradients.info()["entries"] == own.maps.info()["entries"] == len(images)
+    assert gradient_cache.info()["entries"] == 0, "the package's cache is left alone"
+    cloned = clone(sens).set_params(aggregation="mean").fit(None)
+    assert cloned.cache is own
+    before = sum(backward_calls)
+    cloned.transform(images)
+    assert sum(backward_calls) == before, "a clone finds the gradients in the shared cache"
+    np.testing.assert_array_equal(sens.transform(images), maps)
+    assert repr(own) == "GradientCache(max_bytes=67108864)"
+    restored = pickle.loads(pickle.dumps(sens))
+    assert restored.cache is not own and restored.cache.max_bytes == own.max_bytes
+    assert restored.cache.info()["entries"] == 0
+    own.clear()
+    assert own.info()["entries"] == 0
+    # A cache that keeps nothing: every call computes.
+    nothing = SensitivityTransformer(model=tiny_model, cache=GradientCache(max_bytes=0))
+    before = sum(backward_calls)
+    np.testing.assert_array_equal(nothing.fit(None).transform(images), maps)
+    nothing.transform(images)
+    assert sum(backward_calls) - before == 2 * len(images)
+    with pytest.raises(Exception, match="cache"):
+        SensitivityTransformer(model=tiny_model, cache="yes").fit(None)

@@ -30,27 +30,49 @@ def test_clones_share_one_engine_and_retraining_changes_the_gradient_key(scenes)
     model = build_tiny_model(seed=5)
     first = SensitivityTransformer(model=model).fit(None)
     second = clone(first).set_params(aggregation="mean", pool=2).fit(None)
-    assert second._engine is first._engine
+    assert second.gradient_engine() is first.gradient_engine()
     assert second.gradient_key_ == first.gradient_key_
     other_target = clone(first).set_params(target="class").fit(None)
-    assert other_target._engine is not first._engine
+    assert other_target.gradient_engine() is not first.gradient_engine()
     assert other_target.gradient_key_ != first.gradient_key_
 
     before = first.transform(images)
     model.set_weights([w + 0.01 for w in model.get_weights()])
     refitted = clone(first).fit(None)
-    assert refitted._engine is first._engine
+    assert refitted.gradient_engine() is first.gradient_engine()
     assert refitted.gradient_key_ != first.gradient_key_
     assert not np.allclose(refitted.transform(images), before)
 
 
-def test_pickled_transformer_carries_its_own_model(tiny_model, scenes):
+def test_pickled_transformer_carries_its_own_model(scenes):
     images = scenes[0][:3]
-    sens = SensitivityTransformer(model=tiny_model, pool=4).fit(None)
+    import joblib
+
+    model = build_tiny_model(seed=6)
+    attributes, fingerprint = set(vars(model)), joblib.hash(model)
+    sens = SensitivityTransformer(model=model, pool=4).fit(None)
+    maps = sens.transform(images)
+    # Engines are kept by the transformers that share them, never on the user's model.
+    assert set(vars(model)) == attributes and joblib.hash(model) == fingerprint
     restored = pickle.loads(pickle.dumps(clone(sens).fit(None)))
-    assert restored.model is not tiny_model
-    assert not hasattr(restored.model, "_sensloc_engines")
-    np.testing.assert_array_equal(restored.transform(images), sens.transform(images))
+    assert restored.model is not model
+    np.testing.assert_array_equal(restored.transform(images), maps)
+
+
+def test_engines_go_with_the_last_clone(scenes):
+    import gc
+    import weakref
+
+    sens = SensitivityTransformer(model=build_tiny_model(seed=7)).fit(None)
+    cloned = clone(sens).set_params(pool=2).fit(None)
+    engine = weakref.ref(sens.gradient_engine())
+    assert cloned.gradient_engine() is engine()
+    del sens
+    gc.collect()
+    assert engine() is not None, "a clone still uses it"
+    del cloned
+    gc.collect()
+    assert engine() is None
 
 
 def test_grid_search_copies_no_model_and_builds_one_engine(monkeypatch):

@@ -1,6 +1,5 @@
 """The whole pipeline on a real two-process Dask cluster, worker deaths included."""
 
-import copy
 import logging
 import os
 import sys
@@ -26,10 +25,8 @@ from sklearn_sensloc._dask import (
     BoxIncremental,
     partial_fit_blocks,
     sensitivity_maps_dask,
-    transformer_token,
-    worker_cache_info,
 )
-from sklearn_sensloc._store import MapStore
+from sklearn_sensloc import MapStore
 
 # Worker processes cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -98,17 +95,32 @@ def assert_same_fit(fitted, expected):
     np.testing.assert_allclose(fitted.intercept_, expected.intercept_, rtol=1e-5, atol=1e-8)
 
 
+def _engine_builds():
+    """Engines built in this process since the first call; run on each worker."""
+    from sklearn_sensloc._engine import GradientEngine
+
+    original = GradientEngine.__init__
+    if not hasattr(original, "builds"):
+
+        def counting(self, *args, **kwargs):
+            counting.builds += 1
+            original(self, *args, **kwargs)
+
+        counting.builds = 0
+        GradientEngine.__init__ = counting
+    return GradientEngine.__init__.builds
+
+
 def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp_path):
     images = da.from_array(data[0], chunks=(CHUNK, 32, 32, 3))
+    before = client.run(_engine_builds)
     maps = sensitivity_maps_dask(sens, images)
     assert maps.shape == (N_IMAGES, 256) and maps.dtype == np.float32
     assert maps.chunks == ((7, 7, 7, 7, 7, 5), (256,))
     np.testing.assert_allclose(compute(client, maps), reference, rtol=1e-5, atol=1e-7)
 
-    # Each worker built the network once, however many blocks it computed (the
-    # workers' transformer leaves the gradient cache alone: cache=False).
-    token = transformer_token(copy.copy(sens).set_params(cache=False))
-    builds = [info["builds"].get(token, 0) for info in client.run(worker_cache_info).values()]
+    # Each worker built the network once, however many blocks it computed.
+    builds = [count - before[worker] for worker, count in client.run(_engine_builds).items()]
     assert sum(builds) >= 1 and all(count <= 1 for count in builds)
 
     # Paths, read on the workers, as a list cut into chunks or as a bag.
@@ -121,7 +133,7 @@ def test_maps_on_the_cluster_equal_local_maps(client, sens, data, reference, tmp
     np.testing.assert_allclose(compute(client, from_bag), expected, rtol=1e-5, atol=1e-7)
 
     # A map store written here is read by the workers, one task per batch file.
-    store = MapStore.create(tmp_path / "store", sens, paths, batch_size=5).compute()
+    store = MapStore.create(tmp_path / "store", sens, paths, images_per_file=5).compute()
     np.testing.assert_array_equal(compute(client, store.to_dask()), store.to_numpy())
 
 
@@ -213,7 +225,7 @@ def _clear_gradient_cache():
 def _gradient_cache_entries():
     from sklearn_sensloc import gradient_cache
 
-    return gradient_cache.info()["entries"]
+    return gradient_cache.gradients.info()["entries"]
 
 
 def test_workers_fill_their_gradient_cache_only_when_asked(client, sens, data, reference):

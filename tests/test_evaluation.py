@@ -270,11 +270,16 @@ def test_atomic_writes_leave_nothing_on_error(tmp_path, monkeypatch):
         atomic_write_json(target, {"value": object()})
     assert list(tmp_path.iterdir()) == []
 
-    atomic_write_text(target, "old")
-    umask = os.umask(0)
-    os.umask(umask)
-    # Not the temporary file's private 0600: what any new file gets.
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    previous = os.umask(0o027)
+    try:
+        with monkeypatch.context() as patched:
+            # The process's umask is neither read nor changed by a write.
+            patched.setattr(os, "umask", lambda mask: pytest.fail("os.umask called"))
+            atomic_write_text(target, "old")
+    finally:
+        os.umask(previous)
+    # Not a temporary file's private 0600: what any new file gets under the umask.
+    assert target.stat().st_mode & 0o777 == 0o640
 
     def failing_replace(source, destination):
         raise OSError("disk full")

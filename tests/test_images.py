@@ -145,30 +145,31 @@ def test_uint8_arrays_and_their_files_agree(tmp_path):
 
 
 def test_array_keys_follow_the_content_not_the_array():
-    from sklearn_sensloc import gradient_cache
+    from sklearn_sensloc import GradientCache
     from sklearn_sensloc._identity import array_fingerprint
 
-    gradient_cache.clear()
+    cache = GradientCache()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 128, (3, 8, 8, 3), dtype=np.uint8)  # int8 views stay in range
-    keys = ImageSource(images).keys()
+    keys = ImageSource(images, cache.image_keys).keys()
     assert keys == [array_fingerprint(image) for image in images]
     # The same content in another array: found again, the same keys.
-    assert ImageSource(images.copy()).keys() == keys
-    assert gradient_cache.image_keys.info()["hits"] == 3
+    assert ImageSource(images.copy(), cache.image_keys).keys() == keys
+    assert cache.image_keys.info()["hits"] == 3
+    # Without a memo, every array is fingerprinted: the same keys.
+    assert ImageSource(images).keys() == keys
     # Changed in place: the same array object, a new key, the one its content has.
     images[1, 0, 0, 0] ^= 1
-    changed = ImageSource(images).keys()
+    changed = ImageSource(images, cache.image_keys).keys()
     assert changed[1] != keys[1] and changed[1] == array_fingerprint(images[1])
     assert changed[0] == keys[0] and changed[2] == keys[2]
     # Equal bytes of another dtype or shape are other images.
     as_int8 = images.view(np.int8)
-    assert ImageSource(as_int8).keys()[0] != keys[0]
-    assert ImageSource(as_int8).keys()[0] == array_fingerprint(as_int8[0])
+    assert ImageSource(as_int8, cache.image_keys).keys()[0] != keys[0]
+    assert ImageSource(as_int8, cache.image_keys).keys()[0] == array_fingerprint(as_int8[0])
     reshaped = images.reshape(3, 4, 16, 3)
-    assert ImageSource(reshaped).keys()[0] == array_fingerprint(reshaped[0]) != keys[0]
+    assert ImageSource(reshaped, cache.image_keys).keys()[0] == array_fingerprint(reshaped[0]) != keys[0]
     # A strided view is keyed by its content, as a copy of it is.
     view = images[:, ::2, ::2]
-    assert ImageSource(view).keys() == ImageSource(view.copy()).keys()
-    assert ImageSource(view).keys() == [array_fingerprint(image) for image in view.copy()]
-    gradient_cache.clear()
+    assert ImageSource(view, cache.image_keys).keys() == ImageSource(view.copy(), cache.image_keys).keys()
+    assert ImageSource(view, cache.image_keys).keys() == [array_fingerprint(image) for image in view.copy()]

@@ -1,5 +1,7 @@
 """Every saliency method against a reference computed directly, and in a search."""
 
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from sklearn_sensloc import (
     gradient_cache,
 )
 from sklearn_sensloc._engine import image_seeds
+from sklearn_sensloc._engine._targets import adding_to_output
 from test_transformer import smooth_model
 
 METHODS = ["gradient", "smoothgrad", "gradient_x_input", "integrated_gradients", "gradcam"]
@@ -191,6 +194,26 @@ def test_gradcam_on_a_nested_layer(tiny_model, scenes):
     np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-7)
     # The recording of the layer's output is undone after tracing.
     assert "call" not in vars(tiny_model.get_layer("last_conv"))
+
+
+def test_gradcam_wraps_its_layer_for_its_own_thread_only(tiny_model, scenes):
+    x = scenes[0][:2]
+    layer = tiny_model.get_layer("last_conv")
+    plain = keras.ops.convert_to_numpy(tiny_model(x))
+    delta = keras.ops.ones((2, *layer.output.shape[1:]))
+    elsewhere = []
+    with adding_to_output(layer, delta) as outputs:
+        other = threading.Thread(
+            target=lambda: elsewhere.append(keras.ops.convert_to_numpy(tiny_model(x))))
+        other.start()
+        other.join()
+        assert outputs == []
+        shifted = keras.ops.convert_to_numpy(tiny_model(x))
+    assert len(outputs) == 1
+    np.testing.assert_array_equal(elsewhere[0], plain)
+    assert np.abs(shifted - plain).max() > 1e-3
+    assert "call" not in vars(layer)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tiny_model(x)), plain)
 
 
 @pytest.mark.backends

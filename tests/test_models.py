@@ -87,14 +87,15 @@ def test_models_held_by_name_are_shared_while_used_and_released_after(monkeypatc
     sens = SensitivityTransformer(model="mobilenetv2", preprocessing="none").fit(None)
     assert len(builds) == 1, "a transformer uses the model already loaded"
     released = weakref.ref(first)
-    del first, sens
-    # The most recently used model stays held; another name replaces it.
+    del first
     gc.collect()
-    assert released() is not None
-    resolve_model("mobilenetv3small")
+    assert released() is not None, "the transformer's engine uses it"
+    del sens
     gc.collect()
-    assert released() is None
+    assert released() is None, "nothing else holds a model"
+    second = resolve_model("mobilenetv3small")[0]
     assert loaded_models.info() == {"models": [("mobilenetv3small", None)]}
+    del second
     loaded_models.clear()
     gc.collect()
     assert loaded_models.info() == {"models": []}

@@ -15,10 +15,8 @@ from test_evaluation import write_voc_tree
 
 from sklearn_sensloc import SensitivityTransformer, corloc_interval, evaluate_localization
 from sklearn_sensloc._cli import main
-from sklearn_sensloc._engine._preprocessing import PREPROCESSORS
 from sklearn_sensloc._models import (
     OFFLINE_MODEL,
-    PREPROCESSINGS,
     REGISTRY,
     mobilenet_width,
     preprocessing_key,
@@ -26,6 +24,7 @@ from sklearn_sensloc._models import (
     resolve_model,
     resolve_preprocessing,
 )
+from sklearn_sensloc._preprocessing import PREPROCESSINGS, PREPROCESSORS
 
 SHARED_MOBILENET = (
     Path(__file__).resolve().parents[1].parent

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer
-from sklearn_sensloc._store import MapStore, MapStoreMismatchError, fit_from_store
+from sklearn_sensloc import MapStore, MapStoreMismatchError, fit_from_store
+from sklearn_sensloc._provider import GradientProvider
 
 N_IMAGES = 22
 BATCH = 4  # 6 batch files, the last one of 2 images
@@ -41,13 +42,13 @@ def transformer(model, **params):
 def reference(tmp_path_factory, model_file, image_files):
     """An uninterrupted run over the image files, to compare resumed runs with."""
     path = tmp_path_factory.mktemp("reference") / "store"
-    store = MapStore.create(path, transformer(model_file), image_files, batch_size=BATCH)
+    store = MapStore.create(path, transformer(model_file), image_files, images_per_file=BATCH)
     return store.compute().to_numpy()
 
 
 def test_store_holds_the_transformer_maps(tmp_path, tiny_model, images, backward_calls):
     sens = transformer(tiny_model)
-    store = MapStore.create(tmp_path / "s", sens, images, batch_size=BATCH)
+    store = MapStore.create(tmp_path / "s", sens, images, images_per_file=BATCH)
     assert (len(store), store.n_batches, store.shape) == (N_IMAGES, 6, (N_IMAGES, 256))
     assert store.missing_batches() == list(range(6)) and not store.is_complete()
     before = sum(backward_calls)
@@ -72,24 +73,25 @@ def test_store_holds_the_transformer_maps(tmp_path, tiny_model, images, backward
 
 
 def test_resume_after_an_exception_computes_only_unfinished_batches(
-    tmp_path, model_file, image_files, reference, backward_calls
+    tmp_path, model_file, image_files, reference, backward_calls, monkeypatch
 ):
     path = tmp_path / "store"
     sens = transformer(model_file)
-    store = MapStore.create(path, sens, image_files, batch_size=BATCH)
+    store = MapStore.create(path, sens, image_files, images_per_file=BATCH)
     calls = {"n": 0}
-    real_gradients = sens.iter_gradients
+    real_gradients = GradientProvider.gradient_batches
 
-    def failing_gradients(X):
+    def failing_gradients(provider, X, *args):
         # Called once per batch file.
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated interruption")
-        return real_gradients(X)
+        return real_gradients(provider, X, *args)
 
-    sens.iter_gradients = failing_gradients
-    with pytest.raises(KeyboardInterrupt):
-        store.compute()
+    with monkeypatch.context() as patched:
+        patched.setattr(GradientProvider, "gradient_batches", failing_gradients)
+        with pytest.raises(KeyboardInterrupt):
+            store.compute()
     assert store.missing_batches() == [2, 3, 4, 5]
     assert sorted(os.listdir(path / "batches")) == ["000000.npy", "000001.npy"]
 
@@ -97,7 +99,7 @@ def test_resume_after_an_exception_computes_only_unfinished_batches(
     before = sum(backward_calls)
     resumed = MapStore.create(path, transformer(model_file), image_files).compute()
     assert sum(backward_calls) - before == N_IMAGES - 2 * BATCH
-    assert resumed.batch_size == BATCH  # kept from the store
+    assert resumed.images_per_file == BATCH  # kept from the store
     np.testing.assert_array_equal(resumed.to_numpy(), reference)
 
 
@@ -124,7 +126,7 @@ KILLER = textwrap.dedent(
 
     np.save = save
     sens = SensitivityTransformer(model=model, pool=2, batch_size=3, cache=False)
-    MapStore.create(path, sens, paths, batch_size=4).compute()
+    MapStore.create(path, sens, paths, images_per_file=4).compute()
     """
 )
 
@@ -157,7 +159,7 @@ def test_resume_after_the_process_is_killed_mid_write(
 
 
 def test_a_damaged_batch_file_is_never_read_as_valid(tmp_path, tiny_model, images, backward_calls):
-    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, batch_size=BATCH)
+    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, images_per_file=BATCH)
     good = store.compute().to_numpy()
     batch_file = store.batch_path(1)
     with open(batch_file, "r+b") as stream:
@@ -178,7 +180,7 @@ def test_a_damaged_batch_file_is_never_read_as_valid(tmp_path, tiny_model, image
 
 def test_a_store_of_other_maps_or_images_is_refused(tmp_path, tiny_model, images):
     path = tmp_path / "s"
-    MapStore.create(path, transformer(tiny_model), images, batch_size=BATCH).compute()
+    MapStore.create(path, transformer(tiny_model), images, images_per_file=BATCH).compute()
 
     def refused(sens, X, **kwargs):
         with pytest.raises(MapStoreMismatchError) as error:
@@ -199,22 +201,22 @@ def test_a_store_of_other_maps_or_images_is_refused(tmp_path, tiny_model, images
     changed = images.copy()
     changed[7, 0, 0, 0] += 1
     assert "another image list (pixel values differ)" in refused(transformer(tiny_model), changed)
-    assert "batch_size: store has 4, given 5" in refused(
-        transformer(tiny_model), images, batch_size=5
+    assert "images_per_file: store has 4, given 5" in refused(
+        transformer(tiny_model), images, images_per_file=5
     )
     # The refused attempts changed nothing; overwrite replaces the store.
     assert MapStore.open(path).is_complete()
-    store = MapStore.create(path, transformer(tiny_model, pool=4), images, batch_size=5, overwrite=True)
+    store = MapStore.create(path, transformer(tiny_model, pool=4), images, images_per_file=5, overwrite=True)
     assert store.missing_batches() == list(range(5)) and store.n_features == 64
     # Equal parameters given differently (batch_size and cache do not change maps) resume.
     same = SensitivityTransformer(model=tiny_model, pool=4, batch_size=7, preprocessing="none")
-    assert MapStore.create(path, same, images).batch_size == 5
+    assert MapStore.create(path, same, images).images_per_file == 5
 
 
 def test_changed_or_reordered_image_files_are_refused(tmp_path, model_file, image_files):
     path = tmp_path / "s"
     files = image_files[:6]
-    MapStore.create(path, transformer(model_file), files, batch_size=BATCH)
+    MapStore.create(path, transformer(model_file), files, images_per_file=BATCH)
     message = str(
         pytest.raises(MapStoreMismatchError, MapStore.create, path, transformer(model_file), files[::-1])
         .value
@@ -240,7 +242,7 @@ def test_foreign_directories_and_read_only_stores(tmp_path, tiny_model, images):
         MapStore.create(tmp_path / "other", transformer(tiny_model), images)
     with pytest.raises(FileNotFoundError, match="No map store at"):
         MapStore.open(tmp_path / "nothing")
-    MapStore.create(tmp_path / "s", transformer(tiny_model), images[:5], batch_size=BATCH)
+    MapStore.create(tmp_path / "s", transformer(tiny_model), images[:5], images_per_file=BATCH)
     store = MapStore.open(tmp_path / "s")
     with pytest.raises(RuntimeError, match="opened for reading"):
         store.compute()
@@ -251,7 +253,7 @@ def test_foreign_directories_and_read_only_stores(tmp_path, tiny_model, images):
 
 
 def test_iter_batches_visits_every_row_once_per_epoch(tmp_path, tiny_model, images):
-    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, batch_size=BATCH)
+    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, images_per_file=BATCH)
     maps = store.compute().to_numpy()
     ordered = list(store.iter_batches(8, shuffle=False))
     assert [len(rows) for rows, _ in ordered] == [8, 8, 6]
@@ -271,7 +273,7 @@ def test_iter_batches_visits_every_row_once_per_epoch(tmp_path, tiny_model, imag
 
 
 def test_fit_from_store_equals_fit_in_memory(tmp_path, tiny_model, images, boxes):
-    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, batch_size=BATCH)
+    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, images_per_file=BATCH)
     maps = store.compute().to_numpy()
     # One mini-batch holding every row, no shuffling: the same SGD steps as fit.
     params = dict(random_state=0, step_size=3, max_iter=7, eta0=0.05, flip=False)
@@ -283,7 +285,7 @@ def test_fit_from_store_equals_fit_in_memory(tmp_path, tiny_model, images, boxes
 
 
 def test_fit_from_store_mini_batches_epochs_and_shuffling(tmp_path, tiny_model, images, boxes):
-    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, batch_size=BATCH)
+    store = MapStore.create(tmp_path / "s", transformer(tiny_model), images, images_per_file=BATCH)
     store.compute()
     fits = [
         fit_from_store(BoxRegressor(random_state=0), str(store.path), boxes, batch_size=8,
@@ -309,7 +311,7 @@ def test_fit_from_store_mini_batches_epochs_and_shuffling(tmp_path, tiny_model, 
 def test_compute_on_a_store_in_use_refuses_in_one_sentence(tiny_model, images, tmp_path):
     from sklearn_sensloc._atomic import FolderInUseError, folder_lock
 
-    store = MapStore.create(tmp_path / "maps", transformer(tiny_model), images[:6], batch_size=BATCH)
+    store = MapStore.create(tmp_path / "maps", transformer(tiny_model), images[:6], images_per_file=BATCH)
     with folder_lock(store.path, "map store"):
         with pytest.raises(FolderInUseError, match=r"^The map store .* is in use by another run"):
             store.compute()
@@ -323,9 +325,9 @@ def test_compute_fills_the_gradient_cache_only_when_asked(tiny_model, images, tm
 
     sens = transformer(tiny_model, cache=True)
     gradient_cache.clear()
-    MapStore.create(tmp_path / "a", sens, images[:6], batch_size=BATCH).compute()
+    MapStore.create(tmp_path / "a", sens, images[:6], images_per_file=BATCH).compute()
     assert gradient_cache.info()["entries"] == 0
-    MapStore.create(tmp_path / "b", sens, images[:6], batch_size=BATCH).compute(cache=True)
-    assert gradient_cache.info()["entries"] == 6
+    MapStore.create(tmp_path / "b", sens, images[:6], images_per_file=BATCH).compute(cache=True)
+    assert gradient_cache.gradients.info()["entries"] == 6
     gradient_cache.clear()
     assert sens.cache is True, "the user's transformer is left as it was"

@@ -10,6 +10,7 @@ import os
 import pickle
 import socket
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -191,6 +192,27 @@ def test_every_method_and_target_runs_and_leaves_the_module_as_it_was(method, ta
     assert all(parameter.grad is None for parameter in net.parameters())
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+@torch_only
+def test_gradcam_hooks_its_layer_for_its_own_thread_only():
+    net = tiny_net().eval()
+    network = SensitivityTransformer(model=net, preprocessing="tf").fit(None).gradient_engine()._network
+    x = torch.from_numpy(images(2)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    with torch.no_grad():
+        plain = net(x)
+        elsewhere = []
+        with network.adding_to_output("body.3", torch.ones(2, SIZE, SIZE, 6)) as outputs:
+            other = threading.Thread(target=lambda: elsewhere.append(net(x)))
+            other.start()
+            other.join()
+            assert outputs == []
+            shifted = net(x)
+        assert len(outputs) == 1
+        torch.testing.assert_close(elsewhere[0], plain, rtol=0, atol=0)
+        assert (shifted - plain).abs().max() > 1e-3
+        torch.testing.assert_close(net(x), plain, rtol=0, atol=0)
+    assert not net.body[3]._forward_hooks
 
 
 @torch_only
@@ -423,10 +445,13 @@ def test_a_search_shares_the_module_and_one_engine():
 @torch_only
 def test_a_pickled_pipeline_with_a_module_gives_the_same_maps():
     net = tiny_net()
+    attributes = set(vars(net))
     sens = SensitivityTransformer(model=net, preprocessing="tf", image_size=(16, 16)).fit(None)
     restored = pickle.loads(pickle.dumps(sens))
-    assert restored.model is not net and restored.model._sensloc_engines == {}
+    assert restored.model is not net
     np.testing.assert_array_equal(restored.transform(images()), sens.transform(images()))
+    # Engines are kept by the transformers that share them, never on the user's module.
+    assert set(vars(net)) == attributes
 
 
 @torch_only

@@ -279,8 +279,8 @@ def test_pickle_clone_and_feature_names(tiny_model, scenes):
     sens = SensitivityTransformer(model=tiny_model, pool=8).fit(None)
     expected = sens.transform(images)
     restored = pickle.loads(pickle.dumps(sens))
-    assert "_engine" not in restored.__dict__
-    assert "_engine" in sens.__dict__, "pickling must not strip the live object"
+    assert "_provider" not in restored.__dict__ and "_engines" not in restored.__dict__
+    assert "_provider" in sens.__dict__, "pickling must not strip the live object"
     np.testing.assert_array_equal(restored.transform(images), expected)
     cloned = clone(sens)
     assert not hasattr(cloned, "map_shape_")

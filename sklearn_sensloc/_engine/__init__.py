@@ -7,8 +7,8 @@ Everything above it sees numpy.
 
 from ._backends import SUPPORTED_BACKENDS, accelerators, backend_name, backend_version
 from ._base import SAMPLING_METHODS, GradientEngine, image_seeds
-from ._preprocessing import normalized
-from ._targets import input_size, iter_layers, last_conv_layer, model_network
+from ._networks import model_network
+from ._targets import input_size, iter_layers, last_conv_layer
 
 __all__ = [
     "SAMPLING_METHODS",
@@ -22,5 +22,4 @@ __all__ = [
     "iter_layers",
     "last_conv_layer",
     "model_network",
-    "normalized",
 ]

@@ -16,9 +16,10 @@ from keras import ops
 
 from .._identity import fingerprint
 from .._maps import METHODS
+from .._preprocessing import preprocessor
 from ._backends import backend_module, backend_name
-from ._preprocessing import preprocessor
-from ._targets import TargetError, model_network
+from ._networks import model_network
+from ._targets import TargetError
 
 #: Methods that average gradients over ``n_samples`` points per image.
 SAMPLING_METHODS = ("smoothgrad", "integrated_gradients")
@@ -78,10 +79,11 @@ class GradientEngine:
     ----------
     computes_ahead : bool
         Whether callers compute the next batch in a thread while they make
-        maps of this one: on a GPU or TPU with JAX, whose calls leave Python
-        (measured 1.23 times as fast on an H200); not with PyTorch's eager
-        dispatch (measured no faster), nor with TensorFlow (not measured on a
-        GPU). On a CPU the host and the device are the same cores.
+        maps of this one: on a GPU or TPU with JAX, whose calls leave Python;
+        not with PyTorch's eager dispatch, nor with TensorFlow until it is
+        measured on a GPU (docs/benchmarks.rst, "One batch ahead", has the
+        figures and the command). On a CPU the host and the device are the
+        same cores.
     """
 
     def __init__(
@@ -122,6 +124,24 @@ class GradientEngine:
         function, signature = getattr(self, "_" + method)()
         self._gradients = self._compile(function, signature)
         self._forward = None
+
+    @property
+    def method_key(self):
+        """The method and the parameters its attributions depend on, as a part of the gradient key.
+
+        Empty for ``"gradient"``, which keeps the keys, and so the stores, made
+        before other methods existed; a parameter a method ignores is left
+        out, so that changing it does not recompute that method.
+        """
+        if self.method == "gradient":
+            return ()
+        if self.method == "smoothgrad":
+            key = (self.method, int(self.n_samples), float(self.noise_level), int(self.random_state))
+            # Each backend draws its own noise; TensorFlow's keys stay as they were.
+            return key if self.backend == "tensorflow" else (*key, self.backend)
+        if self.method == "integrated_gradients":
+            return (self.method, int(self.n_samples), float(self.baseline))
+        return (self.method,)
 
     def __call__(self, images):
         """Absolute attributions, float32 array of the same shape as ``images``."""
@@ -327,8 +347,8 @@ def image_seeds(images, random_state):
 def _padded(array, length, fill=0):
     """``array`` with rows of ``fill`` appended up to ``length`` rows (itself if it has them)."""
     if len(array) == length:
-        # A whole batch, the common case: no copy (on an H200 with JAX, that copy
-        # took 0.18 s of a 1.50 s transform of 6 batches of 128 VGG16 maps).
+        # A whole batch, the common case: no copy, which on a GPU costs as much
+        # as a good part of the pass (docs/benchmarks.rst, "Where the time goes").
         return array
     padding = np.full((length - len(array), *array.shape[1:]), fill, array.dtype)
     return np.concatenate([array, padding])

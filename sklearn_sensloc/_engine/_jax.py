@@ -8,8 +8,8 @@ import numpy as np
 FIXED_SHAPES = True
 
 #: Whether, on an accelerator, the next batch is computed in a thread while the
-#: host makes maps of this one: a call runs one compiled program outside
-#: Python's GIL, and on an H200 the maps came 1.23-1.24 times as fast.
+#: host makes maps of this one: yes, a call runs one compiled program outside
+#: Python's GIL (docs/benchmarks.rst, "One batch ahead", measures the gain).
 COMPUTE_AHEAD = True
 
 

@@ -50,17 +50,6 @@ class Target:
         self.predicted_classes = predicted_classes
 
 
-def model_network(model, image_size):
-    """The engine's view of ``model``: a :class:`KerasNetwork`, or a ``TorchNetwork`` for a module."""
-    from .._torch_models import is_torch_module
-
-    if is_torch_module(model):
-        from ._torch_modules import TorchNetwork
-
-        return TorchNetwork(model, image_size)
-    return KerasNetwork(model, image_size)
-
-
 class KerasNetwork:
     """A ``keras.Model`` as the engine sees it.
 
@@ -200,13 +189,24 @@ def adding_to_output(layer, delta):
     to the layer's activations, on every backend's autodiff. The target
     functions call the whole model (nested ones too), so the layer's own call
     is the only place where its activations belong to the target's graph.
+
+    Keras layers have no forward hooks, so the layer's ``call`` is wrapped on
+    the instance for the duration, and unwrapped on exit (Grad-CAM does this
+    while its engine is traced; on the PyTorch backend, on every call). The
+    wrapper acts in the thread that entered here only: the model called
+    meanwhile from another thread, by the user or another engine, runs
+    unchanged. One wrap at a time in the process (``_ADDING_LOCK``).
     """
     outputs = []
     call = layer.call
+    owner = threading.get_ident()
 
     def adding(*args, **kwargs):
-        outputs.append(call(*args, **kwargs))
-        return outputs[-1] + delta
+        output = call(*args, **kwargs)
+        if threading.get_ident() != owner:
+            return output
+        outputs.append(output)
+        return output + delta
 
     with _ADDING_LOCK:
         # Bypass Keras' attribute tracking: this is a temporary instance override.

@@ -7,8 +7,8 @@ import tensorflow as tf
 FIXED_SHAPES = False
 
 #: Whether, on an accelerator, the next batch is computed in a thread while the
-#: host makes maps of this one. Not measured on a GPU with TensorFlow (JAX
-#: gained 1.23x, PyTorch lost): each batch in turn until it is.
+#: host makes maps of this one. Not measured on a GPU with TensorFlow: each batch
+#: in turn until it is (docs/benchmarks.rst, "One batch ahead").
 COMPUTE_AHEAD = False
 
 

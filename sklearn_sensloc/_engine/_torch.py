@@ -9,8 +9,8 @@ FIXED_SHAPES = False
 
 #: Whether, on an accelerator, the next batch is computed in a thread while the
 #: host makes maps of this one: no, each operation of the model is dispatched
-#: from Python, holding the GIL that the map making needs; on an H200 that ran
-#: 0.92 (batch 32) to 1.08 (batch 128) times as fast as in turn.
+#: from Python, holding the GIL that the map making needs, so nothing is gained
+#: (docs/benchmarks.rst, "One batch ahead").
 COMPUTE_AHEAD = False
 
 

@@ -236,10 +236,17 @@ class TorchNetwork:
 
     @contextlib.contextmanager
     def adding_to_output(self, layer, delta):
-        """Add the NHWC ``delta`` to ``layer``'s NCHW output while the target runs; collect it NHWC."""
+        """Add the NHWC ``delta`` to ``layer``'s NCHW output while the target runs; collect it NHWC.
+
+        As the Keras network does: the hook acts in the thread that entered
+        here only, and is removed on exit.
+        """
         outputs = []
+        owner = threading.get_ident()
 
         def adding(_, args, output):
+            if threading.get_ident() != owner:
+                return None  # the module's own output, unchanged
             outputs.append(output.permute(0, 2, 3, 1))
             return output + delta.permute(0, 3, 1, 2).to(output.dtype)
 

@@ -6,12 +6,13 @@ on every machine that has the same library versions.
 """
 
 import functools
-import numbers
 import os
 
 import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch, check_random_state
+
+from .._validation import check_image_size, check_positive_int
 
 # Object crops ``(label, source, (left, top, right, bottom), shape)`` in source
 # pixels. ``shape`` is the exponent of the superellipse that masks the crop:
@@ -114,8 +115,10 @@ def make_sample_scenes(
     ----------
     n_images : int, default=200
         Number of scenes.
-    image_size : int, default=224
-        Side of the square images in pixels; at least 32.
+    image_size : int or (int, int), default=224
+        Size of the images in pixels, as everywhere in the package: an int
+        is the side of a square, a pair ``(height, width)`` (the scenes are
+        square: equal sides); at least 32.
     object_scale : tuple of two floats (low, high), default=(0.25, 0.6)
         The longer side of each object is drawn uniformly in
         ``[low, high] * image_size`` (before an aspect jitter of up to 25%,
@@ -189,10 +192,11 @@ def make_sample_scenes(
 
 
 def _check_params(n_images, image_size, object_scale):
-    if not _is_int(n_images) or n_images < 1:
-        raise ValueError(f"n_images must be an integer >= 1; got {n_images!r}.")
-    if not _is_int(image_size) or image_size < 32:
-        raise ValueError(f"image_size must be an integer >= 32; got {image_size!r}.")
+    n_images = check_positive_int(n_images, "n_images")
+    height, width = check_image_size(image_size, minimum=32)
+    if height != width:
+        raise ValueError(f"The embedded scenes are square: image_size must be one side, or a "
+                         f"pair of equal sides; got {image_size!r}.")
     try:
         low, high = (float(value) for value in object_scale)
     except (TypeError, ValueError):
@@ -205,11 +209,7 @@ def _check_params(n_images, image_size, object_scale):
             "object_scale = (low, high) must satisfy 0 < low <= high <= 1; "
             f"got {object_scale!r}."
         )
-    return int(n_images), int(image_size), (low, high)
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return n_images, height, (low, high)
 
 
 def _render_scene(rng, image_size, object_scale):

@@ -7,8 +7,7 @@ import numpy as np
 from .._identity import array_fingerprint, fingerprint, image_set_key, maps_key
 from .._images import ImageSource
 from .._maps import pool_and_normalize
-from .._store import map_parts
-from .._transformer import SensitivityTransformer
+from .._transformer import SensitivityTransformer, fitted_transformer
 
 # Bump when the meaning of a stored file changes, so old ones are not reused
 # (2: class targets of softmax models became the score before the softmax).
@@ -34,9 +33,10 @@ class MapComputer:
     :class:`SensitivityTransformer` with that ``pool`` and ``normalize``
     returns, because every normalization is invariant to the per-map scale.
     Stored maps are named by the transformer's gradient key, the images' key
-    and the aggregation. They are computed into the output's
-    :class:`~sklearn_sensloc._store.ArrayFiles` as parts of whole batches, each
-    named by its own images (:meth:`~sklearn_sensloc._store.ArrayFiles.compute_maps`),
+    and the aggregation. The transformer's provider computes them into the
+    output's :class:`~sklearn_sensloc._array_files.ArrayFiles` as parts of
+    whole batches, each named by its own images
+    (:meth:`~sklearn_sensloc._provider.GradientProvider.compute_map_files`),
     then joined into one memory-mapped file per aggregation.
     """
 
@@ -53,9 +53,7 @@ class MapComputer:
 
     def fit(self):
         """The fitted transformer (the model loaded once)."""
-        if not hasattr(self.transformer, "input_size_"):
-            self.transformer.fit(None)
-        return self.transformer
+        return fitted_transformer(self.transformer)
 
     def key(self, images_key, aggregation):
         """Name of the maps of the images ``images_key`` with ``aggregation``."""
@@ -84,9 +82,11 @@ class MapComputer:
         settings = {agg: (agg, 1, "max") for agg in keys}
         description = f"maps of {role} images"
         self.output.computed.extend(f"maps-{role}-{agg}" for agg in keys)
+        provider = sens.gradient_provider()
         if self.output.root is None:
-            ((_, maps),) = map_parts(sens, images, [(range(len(images)), list(settings.values()))],
-                                     verbose=sens.verbose, description=description)
+            ((_, maps),) = provider.map_parts(
+                images, [(range(len(images)), list(settings.values()))],
+                verbose=sens.verbose, description=description)
             return {agg: maps[settings[agg]].reshape(shape) for agg in keys}
         # Parts of whole batches, keyed by their own images: an interruption, or a
         # file replaced in one part, costs at most that part.
@@ -97,8 +97,8 @@ class MapComputer:
         part_images = [image_set_key(ImageSource(images[rows.start : rows.stop]).keys())
                        for rows in parts]
         names = {agg: [f"maps-{self.key(key, agg)}" for key in part_images] for agg in keys}
-        self.output.parts.compute_maps(
-            sens, images,
+        provider.compute_map_files(
+            self.output.parts, images,
             [(rows, {settings[agg]: names[agg][i] for agg in keys}) for i, rows in enumerate(parts)],
             verbose=sens.verbose, description=description,
         )

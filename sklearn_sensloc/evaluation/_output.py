@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from .._atomic import atomic_write_json, atomic_write_text
-from .._store import ArrayFiles
+from .._array_files import ArrayFiles
 from .._tables import table_csv, table_markdown
 
 
