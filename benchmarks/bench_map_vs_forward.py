@@ -94,7 +94,7 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
     if not engine_only:
         contenders["transform"] = lambda: sens.transform(batch)
     if has_cache and not engine_only:
-        from sklearn_sensloc._cache import gradient_cache
+        from sklearn_sensloc._maps._cache import gradient_cache
 
         cached = SensitivityTransformer(**params, cache=True).fit(None)
 
@@ -214,7 +214,7 @@ def main(argv=None):
     if not args.quick and args.vgg != "none":
         images = random_images(max(args.vgg_batch), 224)
         if args.vgg == "hed":
-            from sklearn_sensloc._models import resolve_model
+            from sklearn_sensloc._classifiers._models import resolve_model
 
             model, builder, label, extra = resolve_model("vgg16-hed")[0], None, "VGG16-hed", dict(
                 preprocessing="caffe", model_param="vgg16-hed")

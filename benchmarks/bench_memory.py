@@ -106,7 +106,7 @@ def child(args):
     # Warm-up on other images than the measured ones' (a cache hit would lie).
     sens.transform(np.random.default_rng(1).uniform(0, 255, (args.batch_size, 224, 224, 3)))
     if args.cache:
-        from sklearn_sensloc._cache import gradient_cache
+        from sklearn_sensloc._maps._cache import gradient_cache
 
         gradient_cache.clear()
     gc.collect()

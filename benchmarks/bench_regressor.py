@@ -58,7 +58,7 @@ def render_maps(boxes, rng, size=SIZE, edge=6.0, chunk=250, pools=(1,)):
     Returns ``{pool: (n, h*w) float32}``; full-size maps are built in chunks so
     only the requested pooled copies are kept.
     """
-    from sklearn_sensloc._maps import average_pool, normalize_maps, pooled_shape
+    from sklearn_sensloc._maps._steps import average_pool, normalize_maps, pooled_shape
 
     coords = (np.arange(size) + 0.5) / size
     out = {p: np.empty((len(boxes), math.prod(pooled_shape((size, size), p))), np.float32)
@@ -142,7 +142,7 @@ def device_floor(X, y, max_iter, batch_size=2048):
 def run_pool(pool, maps, boxes, maps_test, boxes_test, max_iter, sgd_max_iter, lstsq_limit,
              device="cpu"):
     from sklearn_sensloc import BoxRegressor, CenterBoxBaseline, corloc_score
-    from sklearn_sensloc._boxes import to_valid_boxes
+    from sklearn_sensloc._metrics._boxes import to_valid_boxes
 
     row = {"pool": pool, "features": maps.shape[1], "n_train": len(maps), "max_iter": max_iter,
            "sgd_max_iter": sgd_max_iter}

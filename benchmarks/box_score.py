@@ -91,7 +91,7 @@ def classifier_outputs(data_dir, images, split):
     path = CACHE / f"logits-{split}.npy"
     if not path.exists():
         from sklearn_sensloc import SensitivityTransformer
-        from sklearn_sensloc._images import ImageSource
+        from sklearn_sensloc._images._batches import ImageSource
 
         sens = SensitivityTransformer(model="mobilenet", weights=str(Path(data_dir) / WEIGHTS),
                                       target="class").fit(None)
@@ -179,7 +179,7 @@ def candidate_scores(kind, maps, boxes, hits, outputs):
     from sklearn.metrics import roc_auc_score
 
     from sklearn_sensloc import box_iou, box_score_features
-    from sklearn_sensloc._box_score import BOX_SCORE_FEATURES, CONFIDENCE_FEATURES
+    from sklearn_sensloc._box_estimators._box_score import BOX_SCORE_FEATURES, CONFIDENCE_FEATURES
 
     probabilities = {split: softmax(outputs[split], axis=1) for split in outputs}
     features = {split: box_score_features(maps[split], boxes[split]["box"],

@@ -7,21 +7,21 @@ linear regressor trained with SGD or by a training-free heuristic, and scored
 with CorLoc.
 """
 
-from ._box_files import BoxRow
-from ._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
-from ._boxes import box_iou
-from ._cache import GradientCache, gradient_cache
-from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
-from ._image_files import find_images
-from ._localizer import LocalizerFileError, load_localizer, save_localizer
-from ._metrics import CorLocScorer, corloc_interval, corloc_score, correct_localizations
-from ._models import loaded_models
+from ._box_estimators._box_score import BoxScorer, box_score_features, box_scores, fit_box_scorer
+from ._box_estimators._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from ._box_estimators._regressor import BoxRegressor
+from ._classifiers._models import loaded_models
+from ._images._image_files import find_images
+from ._maps._cache import GradientCache, gradient_cache
+from ._maps._transformer import SensitivityTransformer
+from ._metrics._boxes import box_iou
+from ._metrics._corloc import CorLocScorer, corloc_interval, corloc_score, correct_localizations
+from ._photos._box_files import BoxRow
+from ._photos._localizer import LocalizerFileError, load_localizer, save_localizer
+from ._photos._predict_photos import predict_photos, write_boxes
 from ._plots import plot_boxes, plot_maps
-from ._predict_photos import predict_photos, write_boxes
-from ._regressor import BoxRegressor
-from ._fit_from_store import fit_from_store
-from ._store import MapStore, MapStoreMismatchError
-from ._transformer import SensitivityTransformer
+from ._storage._fit_from_store import fit_from_store
+from ._storage._store import MapStore, MapStoreMismatchError
 from ._version import __version__
 from .datasets import (
     SplitNotFoundError,

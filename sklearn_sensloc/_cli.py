@@ -20,8 +20,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._utils._validation import DEPRECATED, check_image_size, check_positive_int, renamed_parameter
 from ._version import __version__
-from ._validation import DEPRECATED, check_image_size, check_positive_int, renamed_parameter
 from .datasets import SplitNotFoundError
 
 #: Scenes of ``sensloc demo``: with the offline VGG16 on 2 CPU cores the demo
@@ -44,8 +44,8 @@ def choose_demo_model(stream):
 
     Says on ``stream`` which one is used and what that means for the numbers.
     """
-    from ._models import OFFLINE_MODEL
-    from ._transformer import SensitivityTransformer
+    from ._classifiers._models import OFFLINE_MODEL
+    from ._maps._transformer import SensitivityTransformer
 
     try:
         SensitivityTransformer(model=DEMO_CLASSIFIER, target="class").fit(None)
@@ -245,12 +245,12 @@ def run_fit(data, output, *, model, weights=None, preprocessing="auto", target="
     import numpy as np
     from sklearn.pipeline import Pipeline
 
-    from ._box_score import box_scorer_from_maps
-    from ._heuristic import HeuristicBoxEstimator
-    from ._localizer import save_localizer
-    from ._predict_photos import readable_maps
-    from ._regressor import BoxRegressor
-    from ._transformer import SensitivityTransformer
+    from ._box_estimators._box_score import box_scorer_from_maps
+    from ._box_estimators._heuristic import HeuristicBoxEstimator
+    from ._box_estimators._regressor import BoxRegressor
+    from ._maps._transformer import SensitivityTransformer
+    from ._photos._localizer import save_localizer
+    from ._photos._predict_photos import readable_maps
 
     random_state = renamed_parameter("run_fit", "seed", seed, "random_state", random_state, 0)
     stream = sys.stdout if stream is None else stream
@@ -299,8 +299,8 @@ def default_target(model, weights=None):
     backbone such as ``"vgg16-hed"`` outputs feature maps, and only the
     Gestalt Total of its last convolutional layer is a target there.
     """
+    from ._classifiers._models import resolve_model
     from ._engine import model_network
-    from ._models import resolve_model
 
     network = model_network(resolve_model(model, weights)[0], None)
     try:
@@ -334,8 +334,8 @@ def run_predict(localizer, paths, output, *, overlays=None, image_ids=None, batc
     summary : :class:`~sklearn.utils.Bunch`
         As :func:`~sklearn_sensloc.write_boxes` returns it.
     """
-    from ._localizer import load_localizer
-    from ._predict_photos import write_boxes
+    from ._photos._localizer import load_localizer
+    from ._photos._predict_photos import write_boxes
     from .datasets import find_images
 
     stream = sys.stdout if stream is None else stream
@@ -365,8 +365,8 @@ def coco_image_ids(path):
 
 
 def _write_figures(result, images, boxes, output, n_shown=8):
-    from ._atomic import atomic_write_bytes
     from ._plots import plot_boxes, plot_maps
+    from ._utils._atomic import atomic_write_bytes
 
     n_shown = min(n_shown, len(images))
     images, boxes = images[:n_shown], boxes[:n_shown]
@@ -392,7 +392,7 @@ def _write_figures(result, images, boxes, output, n_shown=8):
 
 
 def _report(result, stream, names):
-    from ._tables import table_markdown
+    from ._utils._tables import table_markdown
 
     print(file=stream)
     for name in names:
@@ -450,9 +450,9 @@ def _target(text):
 
 def build_parser():
     """The ``sensloc`` argument parser."""
-    from ._maps import AGGREGATIONS
-    from ._models import DEFAULT_MODEL, OFFLINE_MODEL
-    from ._preprocessing import PREPROCESSINGS
+    from ._classifiers._models import DEFAULT_MODEL, OFFLINE_MODEL
+    from ._images._preprocessing import PREPROCESSINGS
+    from ._maps._steps import AGGREGATIONS
     from .evaluation import DEFAULT_SIGMAS
 
     parser = argparse.ArgumentParser(
@@ -613,12 +613,12 @@ def build_parser():
 
 def _check_usage(parser, args):
     """Checks that argparse's types cannot express; a failure exits with code 2."""
-    from ._models import DEFAULT_MODEL, check_model, library_model
+    from ._classifiers._models import DEFAULT_MODEL, check_model, library_model
 
     if args.command == "predict":
         if not os.path.isfile(args.localizer):
             parser.error(f"LOCALIZER {args.localizer!r}: no such file")
-        from ._localizer import localizer_backend
+        from ._photos._localizer import localizer_backend
 
         if localizer_backend(args.localizer) == "torch" and "keras" not in sys.modules:
             # As for --model timm:NAME: the localizer's PyTorch classifier picks the backend.

@@ -38,10 +38,10 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._identity import fingerprint
-from ._images import check_image_array_shape, is_image_array
-from ._transformer import fitted_transformer
-from ._validation import check_positive_int
+from ._images._batches import check_image_array_shape, is_image_array
+from ._maps._transformer import fitted_transformer
+from ._utils._identity import fingerprint
+from ._utils._validation import check_positive_int
 
 
 def sensitivity_maps_dask(transformer, images, *, chunk_size=None, cache=False):

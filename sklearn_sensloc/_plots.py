@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._boxes import box_iou, check_box_sets, check_boxes
-from ._validation import check_positive_int
+from ._metrics._boxes import box_iou, check_box_sets, check_boxes
+from ._utils._validation import check_positive_int
 
 __all__ = ["plot_maps", "plot_boxes"]
 

@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from sklearn_sensloc import BoxScorer, box_score_features, box_scores
-from sklearn_sensloc._box_score import BOX_SCORE_FEATURES, CONFIDENCE_FEATURES
+from sklearn_sensloc._box_estimators._box_score import BOX_SCORE_FEATURES, CONFIDENCE_FEATURES
 
 COLUMN = {name: i for i, name in enumerate(BOX_SCORE_FEATURES + CONFIDENCE_FEATURES)}
 

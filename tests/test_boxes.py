@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sklearn_sensloc import box_iou
-from sklearn_sensloc._boxes import check_box_sets, check_boxes, to_valid_boxes
+from sklearn_sensloc._metrics._boxes import check_box_sets, check_boxes, to_valid_boxes
 
 FAST = settings(max_examples=25, deadline=None, database=None)
 

@@ -18,7 +18,7 @@ from sklearn_sensloc import (
     SensitivityTransformer,
     gradient_cache,
 )
-from sklearn_sensloc._cache import ENTRY_BYTES
+from sklearn_sensloc._maps._cache import ENTRY_BYTES
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +150,7 @@ def test_the_bytes_counted_cover_the_memory_held():
 def test_maps_of_the_same_images_are_made_once_and_equal(
     tiny_model, scenes, backward_calls, monkeypatch
 ):
-    from sklearn_sensloc import _provider
+    from sklearn_sensloc._maps import _provider
 
     made = []
     original = _provider.sensitivity_maps

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from test_evaluation import write_voc_tree
 
-from sklearn_sensloc._atomic import folder_lock
+from sklearn_sensloc._utils._atomic import folder_lock
 from sklearn_sensloc._cli import build_parser, choose_demo_model, main, run_demo
 
 TABLES = ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings")
@@ -23,7 +23,7 @@ def voc_root(tmp_path_factory):
 @pytest.fixture
 def demo_classifier(monkeypatch):
     """Swap the demo's classifier build for a stand-in: a tiny model, or a failed download."""
-    from sklearn_sensloc import _models
+    from sklearn_sensloc._classifiers import _models
     from sklearn_sensloc._cli import DEMO_CLASSIFIER
 
     def use(build):

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from conftest import make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, CorLocScorer, SensitivityTransformer, gradient_cache
-from sklearn_sensloc._boxes import BOX_COLUMNS
+from sklearn_sensloc._metrics._boxes import BOX_COLUMNS
 from sklearn_sensloc._dask import (
     BoxIncremental,
     partial_fit_blocks,

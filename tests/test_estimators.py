@@ -16,8 +16,8 @@ from sklearn_sensloc import (
     HeuristicBoxEstimator,
     corloc_score,
 )
-from sklearn_sensloc._boxes import scale_boxes, to_valid_boxes
-from sklearn_sensloc._heuristic import SIGMA_GRID, TOP_FRACTION_GRID
+from sklearn_sensloc._metrics._boxes import scale_boxes, to_valid_boxes
+from sklearn_sensloc._box_estimators._heuristic import SIGMA_GRID, TOP_FRACTION_GRID
 
 #: The paper's plain linear regression, for checks against exact solutions.
 PAPER = dict(power=1, alpha=1e-4, box_scale=1)
@@ -307,7 +307,7 @@ class TestMiniBatchSolver:
     @pytest.mark.backends
     @pytest.mark.parametrize("resident_bytes", [2 << 30, 0], ids=["maps-on-device", "per-batch"])
     def test_keras_device_equals_the_numpy_path(self, monkeypatch, resident_bytes):
-        from sklearn_sensloc import _keras_products
+        from sklearn_sensloc._box_estimators import _keras_products
 
         X, boxes = linear_boxes(n_samples=300)
         on_host = BoxRegressor(solver="minibatch", batch_size=64, random_state=0).fit(X, boxes)
@@ -321,11 +321,11 @@ class TestMiniBatchSolver:
         np.testing.assert_allclose(on_device.coef_, on_host.coef_, rtol=1e-4, atol=1e-6)
 
     def test_the_device_is_the_users_choice_never_the_machines(self, monkeypatch):
-        import sklearn_sensloc
+        from sklearn_sensloc import _box_estimators
 
         # Any import of the device module fails: the default path must not need it.
-        monkeypatch.delattr(sklearn_sensloc, "_keras_products", raising=False)
-        monkeypatch.setitem(sys.modules, "sklearn_sensloc._keras_products", None)
+        monkeypatch.delattr(_box_estimators, "_keras_products", raising=False)
+        monkeypatch.setitem(sys.modules, "sklearn_sensloc._box_estimators._keras_products", None)
         X, boxes = linear_boxes(n_samples=100)
         for solver in ("sgd", "minibatch"):
             assert BoxRegressor(solver=solver, max_iter=2).fit(X, boxes).device_ == "cpu"

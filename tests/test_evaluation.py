@@ -13,7 +13,7 @@ from PIL import Image
 
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer, corloc_score
 from sklearn_sensloc.evaluation import _full_maps
-from sklearn_sensloc._atomic import (
+from sklearn_sensloc._utils._atomic import (
     LOCK_FILE,
     FolderInUseError,
     atomic_write_json,
@@ -23,7 +23,7 @@ from sklearn_sensloc._atomic import (
 from sklearn_sensloc.evaluation import evaluate_localization, evaluate_voc, pooled_features
 from sklearn_sensloc.evaluation._data import class_index
 from sklearn_sensloc.evaluation._scoring import scores
-from sklearn_sensloc._heuristic import SIGMA_GRID
+from sklearn_sensloc._box_estimators._heuristic import SIGMA_GRID
 
 FAST = dict(pool=2, sigmas=[1, 3], n_timing=8, batch_size=16)
 
@@ -373,7 +373,7 @@ def test_a_second_run_on_a_busy_output_folder_refuses_in_one_sentence(
 def test_a_killed_holder_leaves_the_folder_free(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from sklearn_sensloc._atomic import folder_lock\n"
+         "import sys, time; from sklearn_sensloc._utils._atomic import folder_lock\n"
          "with folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
          str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sklearn_sensloc import find_images
-from sklearn_sensloc._image_files import IMAGE_EXTENSIONS
+from sklearn_sensloc._images._image_files import IMAGE_EXTENSIONS
 
 
 @pytest.fixture

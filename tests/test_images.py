@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from sklearn_sensloc import find_images
-from sklearn_sensloc._images import ImageSource, load_image, read_image_size
+from sklearn_sensloc._images._batches import ImageSource, load_image, read_image_size
 
 SIZE = (16, 20)
 
@@ -146,7 +146,7 @@ def test_uint8_arrays_and_their_files_agree(tmp_path):
 
 def test_array_keys_follow_the_content_not_the_array():
     from sklearn_sensloc import GradientCache
-    from sklearn_sensloc._identity import array_fingerprint
+    from sklearn_sensloc._utils._identity import array_fingerprint
 
     cache = GradientCache()
     rng = np.random.default_rng(0)

@@ -24,11 +24,11 @@ from sklearn_sensloc import (
     HeuristicBoxEstimator,
     LocalizerFileError,
     SensitivityTransformer,
-    _localizer,
     fit_box_scorer,
     load_localizer,
     save_localizer,
 )
+from sklearn_sensloc._photos import _localizer
 
 
 @pytest.fixture(scope="module")

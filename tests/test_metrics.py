@@ -13,8 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_sensloc import CenterBoxBaseline, CorLocScorer, box_iou, corloc_interval, corloc_score
-from sklearn_sensloc._boxes import to_valid_boxes
-from sklearn_sensloc._metrics import correct_localizations
+from sklearn_sensloc._metrics._boxes import to_valid_boxes
+from sklearn_sensloc._metrics._corloc import correct_localizations
 
 FAST = settings(max_examples=15, deadline=None, database=None)
 

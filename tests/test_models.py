@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from sklearn_sensloc import SensitivityTransformer
-from sklearn_sensloc._models import REGISTRY, _vgg16_hed, hed_weights_path, resolve_model
+from sklearn_sensloc._classifiers._models import (
+    REGISTRY,
+    _vgg16_hed,
+    hed_weights_path,
+    resolve_model,
+)
 
 
 @pytest.fixture(scope="module")

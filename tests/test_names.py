@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import sklearn_sensloc._cli as cli
-import sklearn_sensloc._models as models
+import sklearn_sensloc._classifiers._models as models
 from sklearn_sensloc import BoxRegressor, MapStore, SensitivityTransformer
-from sklearn_sensloc._validation import DEPRECATED, renamed_parameter
+from sklearn_sensloc._utils._validation import DEPRECATED, renamed_parameter
 
 RENAMED = r"was renamed {} in 0\.2 and will be removed in 0\.4"
 

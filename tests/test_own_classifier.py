@@ -15,7 +15,7 @@ from test_evaluation import write_voc_tree
 
 from sklearn_sensloc import SensitivityTransformer, corloc_interval, evaluate_localization
 from sklearn_sensloc._cli import main
-from sklearn_sensloc._models import (
+from sklearn_sensloc._classifiers._models import (
     OFFLINE_MODEL,
     REGISTRY,
     mobilenet_width,
@@ -24,7 +24,7 @@ from sklearn_sensloc._models import (
     resolve_model,
     resolve_preprocessing,
 )
-from sklearn_sensloc._preprocessing import PREPROCESSINGS, PREPROCESSORS
+from sklearn_sensloc._images._preprocessing import PREPROCESSINGS, PREPROCESSORS
 
 SHARED_MOBILENET = (
     Path(__file__).resolve().parents[1].parent

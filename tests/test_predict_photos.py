@@ -23,7 +23,7 @@ from sklearn_sensloc import (
     save_localizer,
     write_boxes,
 )
-from sklearn_sensloc._box_files import OutputExistsError, run_file
+from sklearn_sensloc._photos._box_files import OutputExistsError, run_file
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_a_killed_job_rerun_ends_with_every_photo_once_and_the_same_boxes(locali
     job = textwrap.dedent(f"""
         import time
         from sklearn_sensloc import load_localizer, write_boxes
-        from sklearn_sensloc import _box_files
+        from sklearn_sensloc._photos import _box_files
         append = _box_files._BoxFile.append
         def slow(self, rows):
             append(self, rows)

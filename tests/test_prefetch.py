@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from sklearn_sensloc._prefetch import ahead
+from sklearn_sensloc._utils._prefetch import ahead
 
 
 def test_items_in_order_and_produced_in_another_thread():

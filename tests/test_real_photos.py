@@ -25,7 +25,7 @@ from sklearn_sensloc import (
     SensitivityTransformer,
     load_voc,
 )
-from sklearn_sensloc._metrics import correct_localizations
+from sklearn_sensloc._metrics._corloc import correct_localizations
 
 SHARED_DATA = Path(os.environ.get("SENSLOC_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -11,7 +11,7 @@ import pytest
 from conftest import build_tiny_model, make_scenes, write_png_files
 from sklearn_sensloc import BoxRegressor, SensitivityTransformer
 from sklearn_sensloc import MapStore, MapStoreMismatchError, fit_from_store
-from sklearn_sensloc._provider import GradientProvider
+from sklearn_sensloc._maps._provider import GradientProvider
 
 N_IMAGES = 22
 BATCH = 4  # 6 batch files, the last one of 2 images
@@ -108,7 +108,7 @@ KILLER = textwrap.dedent(
     import io, os, signal, sys
     import numpy as np
     from sklearn_sensloc import SensitivityTransformer
-    from sklearn_sensloc._store import MapStore
+    from sklearn_sensloc._storage._store import MapStore
 
     path, model, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
     real_save, writes = np.save, []
@@ -309,7 +309,7 @@ def test_fit_from_store_mini_batches_epochs_and_shuffling(tmp_path, tiny_model, 
 
 
 def test_compute_on_a_store_in_use_refuses_in_one_sentence(tiny_model, images, tmp_path):
-    from sklearn_sensloc._atomic import FolderInUseError, folder_lock
+    from sklearn_sensloc._utils._atomic import FolderInUseError, folder_lock
 
     store = MapStore.create(tmp_path / "maps", transformer(tiny_model), images[:6], images_per_file=BATCH)
     with folder_lock(store.path, "map store"):

@@ -289,7 +289,7 @@ def save_state(module, path):
                                           ("timm:vit_tiny_patch16_224", ".safetensors"),
                                           ("torchvision:squeezenet1_1", ".pt")])
 def test_library_names_load_a_state_dict_and_their_documented_preprocessing(name, suffix, tmp_path):
-    from sklearn_sensloc._torch_models import build_library_model
+    from sklearn_sensloc._classifiers._torch_models import build_library_model
 
     torch.manual_seed(0)
     built = build_library_model(name, _random_state(name))
@@ -324,14 +324,14 @@ def _random_state(name):
 
 
 def _resized(image, size):
-    from sklearn_sensloc._images import ImageSource
+    from sklearn_sensloc._images._batches import ImageSource
 
     return ImageSource(image[None]).image(0, size)
 
 
 @torch_only
 def test_a_vit_has_a_token_gestalt_and_gradcam_names_the_layers_it_could_use(tmp_path):
-    from sklearn_sensloc._torch_models import build_library_model
+    from sklearn_sensloc._classifiers._torch_models import build_library_model
 
     torch.manual_seed(0)
     path = save_state(build_library_model("timm:vit_tiny_patch16_224", _random_state(

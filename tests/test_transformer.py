@@ -143,7 +143,7 @@ def test_pooling_and_normalization():
 def test_a_map_depends_on_its_own_gradients_only(normalize):
     # What lets the gradient cache keep maps per image: made in any batch, a
     # map is the same, bit for bit.
-    from sklearn_sensloc._maps import sensitivity_maps
+    from sklearn_sensloc._maps._steps import sensitivity_maps
 
     rng = np.random.default_rng(7)
     gradients = np.abs(rng.standard_normal((9, 30, 28, 3))).astype(np.float32)
@@ -160,7 +160,7 @@ def test_a_map_depends_on_its_own_gradients_only(normalize):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pool", [1, 2, 3, 4, 7, 8, 9, 16])
 def test_block_sums_are_reduceats_bit_for_bit(pool, dtype):
-    from sklearn_sensloc._maps import block_sums
+    from sklearn_sensloc._maps._steps import block_sums
 
     rng = np.random.default_rng(pool)
     for height, width in [(64, 64), (10, 13), (pool, 1), (1, 2 * pool + 1)]:
@@ -418,7 +418,7 @@ def test_constant_images_give_finite_maps(tiny_model, normalize):
 
 
 def test_public_seams_gradients_key_and_engine(tiny_model, scenes):
-    from sklearn_sensloc._maps import sensitivity_maps
+    from sklearn_sensloc._maps._steps import sensitivity_maps
 
     images = scenes[0][:10]
     sens = SensitivityTransformer(model=tiny_model, pool=2, batch_size=4, cache=False).fit(None)

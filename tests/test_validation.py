@@ -6,9 +6,9 @@ from sklearn.exceptions import NotFittedError
 
 from sklearn_sensloc import SensitivityTransformer
 from sklearn_sensloc._cli import build_parser
-from sklearn_sensloc._images import check_image_array_shape, is_image_array
-from sklearn_sensloc._transformer import fitted_transformer
-from sklearn_sensloc._validation import check_image_size, check_positive_int, is_int
+from sklearn_sensloc._images._batches import check_image_array_shape, is_image_array
+from sklearn_sensloc._maps._transformer import fitted_transformer
+from sklearn_sensloc._utils._validation import check_image_size, check_positive_int, is_int
 from sklearn_sensloc.datasets import make_sample_scenes
 
 

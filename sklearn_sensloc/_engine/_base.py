@@ -14,9 +14,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from .._identity import fingerprint
-from .._maps import METHODS
-from .._preprocessing import preprocessor
+from .._images._preprocessing import preprocessor
+from .._utils._identity import fingerprint
+from .._utils._validation import METHODS
 from ._backends import backend_module, backend_name
 from ._networks import model_network
 from ._targets import TargetError

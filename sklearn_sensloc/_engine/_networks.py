@@ -1,6 +1,6 @@
 """What the engine computes on: a network, whichever framework the model is of."""
 
-from .._torch_models import is_torch_module
+from .._classifiers._torch_models import is_torch_module
 from ._targets import KerasNetwork
 
 

@@ -14,7 +14,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from .._torch_models import declared_input_size, first_line
+from .._classifiers._torch_models import declared_input_size, first_line
 from ._targets import (
     DEFAULT_IMAGE_SIZE,
     Target,

@@ -4,7 +4,7 @@
 labelled ones.
 """
 
-from .._image_files import find_images
+from .._images._image_files import find_images
 from ._coco import load_coco
 from ._csv_boxes import load_csv_boxes
 from ._embedded import make_sample_scenes

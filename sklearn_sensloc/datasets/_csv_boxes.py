@@ -4,7 +4,7 @@ import csv
 import math
 from pathlib import Path
 
-from .._images import read_image_size
+from .._images._batches import read_image_size
 from ._annotations import (
     ImageRecord,
     LabelledBox,

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
-from .._validation import check_image_size, check_positive_int
+from .._utils._validation import check_image_size, check_positive_int
 
 # Object crops ``(label, source, (left, top, right, bottom), shape)`` in source
 # pixels. ``shape`` is the exponent of the superellipse that masks the crop:

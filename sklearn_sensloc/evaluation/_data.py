@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._boxes import check_box_sets, check_boxes
-from .._images import ImageSource
-from .._maps import AGGREGATIONS
+from .._images._batches import ImageSource
+from .._maps._steps import AGGREGATIONS
+from .._metrics._boxes import check_box_sets, check_boxes
 
 
 class EvaluationData(NamedTuple):

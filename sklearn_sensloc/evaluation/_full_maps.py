@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 
-from .._identity import array_fingerprint, fingerprint, image_set_key, maps_key
-from .._images import ImageSource
-from .._maps import pool_and_normalize
-from .._transformer import SensitivityTransformer, fitted_transformer
+from .._images._batches import ImageSource
+from .._maps._steps import pool_and_normalize
+from .._maps._transformer import SensitivityTransformer, fitted_transformer
+from .._utils._identity import array_fingerprint, fingerprint, image_set_key, maps_key
 
 # Bump when the meaning of a stored file changes, so old ones are not reused
 # (2: class targets of softmax models became the score before the softmax).
@@ -34,9 +34,9 @@ class MapComputer:
     returns, because every normalization is invariant to the per-map scale.
     Stored maps are named by the transformer's gradient key, the images' key
     and the aggregation. The transformer's provider computes them into the
-    output's :class:`~sklearn_sensloc._array_files.ArrayFiles` as parts of
+    output's :class:`~sklearn_sensloc._utils._array_files.ArrayFiles` as parts of
     whole batches, each named by its own images
-    (:meth:`~sklearn_sensloc._provider.GradientProvider.compute_map_files`),
+    (:meth:`~sklearn_sensloc._maps._provider.GradientProvider.compute_map_files`),
     then joined into one memory-mapped file per aggregation.
     """
 

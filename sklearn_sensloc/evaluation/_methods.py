@@ -15,9 +15,14 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
-from .._heuristic import SIGMA_GRID, TOP_FRACTION_GRID, CenterBoxBaseline, HeuristicBoxEstimator
-from .._maps import pooled_shape
-from .._metrics import correct_localizations
+from .._box_estimators._heuristic import (
+    SIGMA_GRID,
+    TOP_FRACTION_GRID,
+    CenterBoxBaseline,
+    HeuristicBoxEstimator,
+)
+from .._maps._steps import pooled_shape
+from .._metrics._corloc import correct_localizations
 from ._full_maps import CHUNK, digest, pooled_features
 
 

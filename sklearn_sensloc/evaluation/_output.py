@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from .._atomic import atomic_write_json, atomic_write_text
-from .._array_files import ArrayFiles
-from .._tables import table_csv, table_markdown
+from .._utils._array_files import ArrayFiles
+from .._utils._atomic import atomic_write_json, atomic_write_text
+from .._utils._tables import table_csv, table_markdown
 
 
 class OutputFolder:

@@ -15,11 +15,11 @@ import os
 
 from sklearn.utils import Bunch
 
-from .._atomic import folder_lock
-from .._identity import fingerprint, image_set_key
-from .._models import DEFAULT_MODEL, preprocessing_label
-from .._regressor import BoxRegressor
-from .._timings import measure_timings, timings_table
+from .._box_estimators._regressor import BoxRegressor
+from .._classifiers._models import DEFAULT_MODEL, preprocessing_label
+from .._metrics._timings import measure_timings, timings_table
+from .._utils._atomic import folder_lock
+from .._utils._identity import fingerprint, image_set_key
 from ._data import check_data
 from ._full_maps import MapComputer
 from ._methods import predict_boxes

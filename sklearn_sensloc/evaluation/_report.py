@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from .._metrics import corloc_interval
-from .._tables import make_table
+from .._metrics._corloc import corloc_interval
+from .._utils._tables import make_table
 from ._scoring import corlocs, hits, interval_text
 
 
@@ -13,7 +13,7 @@ def model_label(model):
     """A short human name for a ``model=`` value."""
     import keras
 
-    from .._torch_models import is_torch_module
+    from .._classifiers._torch_models import is_torch_module
 
     if is_torch_module(model):
         return f"torch module {type(model).__name__}"

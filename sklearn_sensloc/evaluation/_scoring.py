@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._metrics import corloc_interval, correct_localizations
+from .._metrics._corloc import corloc_interval, correct_localizations
 
 
 def hits(pred, test_boxes, class_index, counted, iou_threshold):

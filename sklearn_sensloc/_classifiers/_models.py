@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._identity import file_fingerprint, fingerprint
-from ._preprocessing import PREPROCESSINGS
+from .._images._preprocessing import PREPROCESSINGS
+from .._utils._identity import file_fingerprint, fingerprint
 from ._torch_models import (
     build_library_model,
     check_library_model,
@@ -469,7 +469,7 @@ def resolve_preprocessing(preprocessing, model, keras_model):
 def _rescales_its_input(keras_model):
     import keras
 
-    from ._engine import iter_layers
+    from .._engine import iter_layers
 
     rescaling = (keras.layers.Rescaling, keras.layers.Normalization, keras.layers.Lambda)
     for _, layer in iter_layers(keras_model):

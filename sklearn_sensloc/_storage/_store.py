@@ -21,8 +21,8 @@ pooling) and a fingerprint of the image list, so that a store is never resumed
 or extended with maps of another configuration or other images.
 
 The batch files are the package's one kind of on-disk array
-(:class:`~sklearn_sensloc._array_files.ArrayFiles`), computed by the
-transformer's :class:`~sklearn_sensloc._provider.GradientProvider`
+(:class:`~sklearn_sensloc._utils._array_files.ArrayFiles`), computed by the
+transformer's :class:`~sklearn_sensloc._maps._provider.GradientProvider`
 (``compute_map_files``), which skips the files already there: the store and
 the evaluation's stored maps resume alike. :func:`~sklearn_sensloc.fit_from_store`
 trains a regressor from a store.
@@ -36,12 +36,12 @@ import time
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._array_files import ArrayFiles
-from ._atomic import TEMPORARY_SUFFIX, atomic_write_json, folder_lock
-from ._identity import fingerprint, image_set_key
-from ._images import ImageSource, is_image_array
-from ._transformer import fitted_transformer
-from ._validation import DEPRECATED, check_positive_int, renamed_parameter, warn_renamed
+from .._images._batches import ImageSource, is_image_array
+from .._maps._transformer import fitted_transformer
+from .._utils._array_files import ArrayFiles
+from .._utils._atomic import TEMPORARY_SUFFIX, atomic_write_json, folder_lock
+from .._utils._identity import fingerprint, image_set_key
+from .._utils._validation import DEPRECATED, check_positive_int, renamed_parameter, warn_renamed
 
 FORMAT = "sklearn-sensloc map store"
 FORMAT_VERSION = 1
@@ -485,7 +485,7 @@ class MapStore:
 
 
 def _make_manifest(transformer, source, images_per_file):
-    from ._models import model_fingerprint, preprocessing_key
+    from .._classifiers._models import model_fingerprint, preprocessing_key
 
     model = transformer.model
     # Names and files are fingerprinted without loading the network; a

@@ -5,8 +5,8 @@ import os
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ._atomic import atomic_file
-from ._images import to_rgb
+from .._images._batches import to_rgb
+from .._utils._atomic import atomic_file
 
 BOX_COLOUR = (230, 25, 75)
 #: Formats Pillow writes; a photo in another is drawn into a PNG.

@@ -15,8 +15,8 @@ import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
+from .._images._batches import read_image_size
 from ._box_files import BoxRow, box_file
-from ._images import read_image_size
 from ._localizer import check_localizer, localizer_key
 from ._overlays import overlay_path, write_overlay
 

@@ -9,8 +9,6 @@ import functools
 import numpy as np
 
 AGGREGATIONS = ("max", "mean")
-#: Saliency methods the gradient engine computes attributions with.
-METHODS = ("gradient", "smoothgrad", "gradient_x_input", "integrated_gradients", "gradcam")
 NORMALIZATIONS = ("max", "sum", "standard")
 
 

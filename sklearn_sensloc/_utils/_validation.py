@@ -10,6 +10,10 @@ these serve plain functions and methods, with the same messages everywhere.
 import warnings
 from numbers import Integral
 
+#: Saliency methods the gradient engine computes attributions with: the values of
+#: ``method``, which the engine checks and the transformer's constraints name.
+METHODS = ("gradient", "smoothgrad", "gradient_x_input", "integrated_gradients", "gradcam")
+
 
 def is_int(value):
     """Whether ``value`` is an integer (numpy's included), and not a bool."""

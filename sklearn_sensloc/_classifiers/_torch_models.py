@@ -14,8 +14,8 @@ import os
 import sys
 import warnings
 
-from ._identity import fingerprint
-from ._preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalized
+from .._images._preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalized
+from .._utils._identity import fingerprint
 
 #: The libraries whose classifiers ``model="LIBRARY:NAME"`` builds.
 LIBRARIES = ("timm", "torchvision")

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from ._images import ImageSource
-from ._maps import sensitivity_maps
-from ._tables import make_table
+from .._images._batches import ImageSource
+from .._maps._steps import sensitivity_maps
+from .._utils._tables import make_table
 
 
 def _time_per_image(function, batches):
@@ -50,7 +50,7 @@ def machine_description():
     """CPU/GPU, core count and library versions, for the record of a timing."""
     import keras
 
-    from ._engine import accelerators, backend_version
+    from .._engine import accelerators, backend_version
 
     return {
         "platform": platform.platform(),

@@ -16,12 +16,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._atomic import remove_stale_temporaries
-from ._identity import gradient_key, maps_key
-from ._images import ImageSource
-from ._maps import pooled_shape, sensitivity_maps
-from ._prefetch import ahead
-from ._progress import progress
+from .._images._batches import ImageSource
+from .._utils._atomic import remove_stale_temporaries
+from .._utils._identity import gradient_key, maps_key
+from .._utils._prefetch import ahead
+from .._utils._progress import progress
+from ._steps import pooled_shape, sensitivity_maps
 
 
 class GradientProvider:
@@ -224,7 +224,7 @@ class GradientProvider:
         (:meth:`map_parts`) and are saved as soon as the part is complete, so
         an interruption costs at most the part being computed. Temporary files
         of writers no longer running are deleted first. The caller holds the
-        folder (:func:`~sklearn_sensloc._atomic.folder_lock`) if another run
+        folder (:func:`~sklearn_sensloc._utils._atomic.folder_lock`) if another run
         might write it.
 
         Parameters
@@ -291,8 +291,13 @@ def build_provider(model, weights, preprocessing, engine_params, *, engines):
     preprocessing : str or callable
         ``preprocessing`` with ``"auto"`` resolved.
     """
-    from ._engine import GradientEngine
-    from ._models import model_fingerprint, preprocessing_key, resolve_model, resolve_preprocessing
+    from .._classifiers._models import (
+        model_fingerprint,
+        preprocessing_key,
+        resolve_model,
+        resolve_preprocessing,
+    )
+    from .._engine import GradientEngine
 
     network, _ = resolve_model(model, weights)
     resolved = resolve_preprocessing(preprocessing, model, network)
@@ -372,7 +377,7 @@ class SharedEngines:
 def _weights_checksum(model):
     import keras
 
-    from ._torch_models import is_torch_module, weights_checksum
+    from .._classifiers._torch_models import is_torch_module, weights_checksum
 
     if is_torch_module(model):
         return weights_checksum(model)

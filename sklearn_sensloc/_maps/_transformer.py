@@ -10,14 +10,14 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._array_files import disk_store
+from .._classifiers._models import DEFAULT_MODEL
+from .._images._batches import ImageSource
+from .._images._preprocessing import PREPROCESSINGS
+from .._utils._array_files import disk_store
+from .._utils._validation import METHODS, check_image_size
 from ._cache import GradientCache, resolve_cache
-from ._images import ImageSource
-from ._maps import AGGREGATIONS, METHODS, NORMALIZATIONS, pooled_shape
-from ._models import DEFAULT_MODEL
-from ._preprocessing import PREPROCESSINGS
 from ._provider import SharedEngines, build_provider
-from ._validation import check_image_size
+from ._steps import AGGREGATIONS, NORMALIZATIONS, pooled_shape
 
 #: Parameters that act on maps after the backward pass (or on how they are
 #: kept): changing one keeps the compiled engine.
@@ -344,7 +344,7 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
 
     def _model_file(self):
         """The ``.keras`` file ``model`` names, or None (a registered name or a keras.Model)."""
-        from ._models import registered_name
+        from .._classifiers._models import registered_name
 
         if isinstance(self.model, (str, os.PathLike)) and registered_name(self.model) is None:
             return self.model
@@ -375,8 +375,8 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         """What computes this fitted transformer's gradients and maps, with its cache and store.
 
         :meth:`transform` and :meth:`iter_gradients` are its
-        :meth:`~sklearn_sensloc._provider.GradientProvider.maps` and
-        :meth:`~sklearn_sensloc._provider.GradientProvider.gradient_batches`;
+        :meth:`~sklearn_sensloc._maps._provider.GradientProvider.maps` and
+        :meth:`~sklearn_sensloc._maps._provider.GradientProvider.gradient_batches`;
         :class:`~sklearn_sensloc.MapStore`, the evaluation and the Dask
         workers use it the same way.
 

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._boxes import check_boxes
+from .._metrics._boxes import check_boxes
 
 #: The features :func:`box_score_features` returns, in column order.
 BOX_SCORE_FEATURES = ("log_area", "mass_inside", "map_mean", "centroid_offset", "border_sides")
@@ -488,7 +488,7 @@ def box_scorer_from_maps(estimator, maps, boxes, *, map_shape, cv=5, random_stat
     from sklearn.base import clone
     from sklearn.model_selection import KFold, cross_val_predict
 
-    from ._metrics import correct_localizations
+    from .._metrics._corloc import correct_localizations
 
     boxes = check_boxes(boxes)
     if len(boxes) < 2 * cv:

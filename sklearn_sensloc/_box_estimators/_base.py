@@ -1,6 +1,6 @@
 """What every box estimator shares: CorLoc as its score, boxes as its target."""
 
-from ._metrics import corloc_score
+from .._metrics._corloc import corloc_score
 
 
 class BoxEstimatorMixin:

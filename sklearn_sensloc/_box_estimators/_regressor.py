@@ -18,8 +18,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .._metrics._boxes import BOX_COLUMNS, check_boxes, scale_boxes, to_valid_boxes
 from ._base import BoxEstimatorMixin
-from ._boxes import BOX_COLUMNS, check_boxes, scale_boxes, to_valid_boxes
 
 #: The paper's schedule: the learning rate is divided by 10 every 10,000 iterations.
 PAPER_STEP_SIZE = 10_000

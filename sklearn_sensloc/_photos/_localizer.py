@@ -33,11 +33,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from ._box_score import BOX_SCORE_FEATURES, BoxScorer
-from ._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
-from ._identity import fingerprint
-from ._regressor import BoxRegressor
-from ._transformer import SensitivityTransformer
+from .._box_estimators._box_score import BOX_SCORE_FEATURES, BoxScorer
+from .._box_estimators._heuristic import CenterBoxBaseline, HeuristicBoxEstimator
+from .._box_estimators._regressor import BoxRegressor
+from .._maps._transformer import SensitivityTransformer
+from .._utils._identity import fingerprint
 
 FORMAT = "sklearn-sensloc localizer"
 FORMAT_VERSION = 1
@@ -162,7 +162,7 @@ def save_localizer(pipeline, path, *, box_scorer=None, record=None):
             torch.save(network.state_dict(), model_file)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        from ._atomic import atomic_file
+        from .._utils._atomic import atomic_file
 
         with atomic_file(path) as handle, zipfile.ZipFile(handle, "w") as archive:
             archive.writestr(MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)
@@ -337,7 +337,7 @@ def _step_state(step, name, arrays):
     """``(params, fitted)`` of one step as JSON values; its arrays added to ``arrays``."""
     params = step.get_params(deep=False)
     if isinstance(step, SensitivityTransformer):
-        from ._torch_models import library_model
+        from .._classifiers._torch_models import library_model
 
         params.pop("model")
         params.update(MACHINE_PARAMS)
@@ -379,7 +379,7 @@ def _named_preprocessing(transformer):
         return preprocessing
     from keras import ops
 
-    from ._preprocessing import PREPROCESSORS, preprocessor
+    from .._images._preprocessing import PREPROCESSORS, preprocessor
 
     probe = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
     given = ops.convert_to_numpy(preprocessor(preprocessing)(probe))
@@ -387,7 +387,7 @@ def _named_preprocessing(transformer):
         expected = ops.convert_to_numpy(function(ops.convert_to_tensor(probe)))
         if given.shape == expected.shape and np.allclose(given, expected, rtol=1e-5, atol=1e-4):
             return name
-    from ._models import preprocessing_label
+    from .._classifiers._models import preprocessing_label
 
     raise ValueError(
         f"The preprocessing function {preprocessing_label(preprocessing)} equals none of the "
@@ -404,8 +404,8 @@ def _model_record(transformer):
     torchvision name, ``library_model``, and its state dict). A PyTorch
     module of the user's own is refused: its architecture is Python code.
     """
-    from ._models import preprocessing_label, registered_name
-    from ._torch_models import is_torch_module, library_model
+    from .._classifiers._models import preprocessing_label, registered_name
+    from .._classifiers._torch_models import is_torch_module, library_model
 
     model, weights = transformer.model, transformer.weights
     described = {"kind": "keras"}
@@ -436,8 +436,8 @@ def _versions():
     import keras
     import sklearn
 
-    from ._version import __version__
-    from ._engine import backend_version
+    from .._engine import backend_version
+    from .._version import __version__
 
     return {"sklearn-sensloc": __version__, "keras": keras.__version__,
             "keras_backend": backend_version(), "scikit-learn": sklearn.__version__,
@@ -479,7 +479,7 @@ def _read_manifest(archive, path):
     version = manifest.get("format_version")
     written_by = manifest.get("versions", {}).get("sklearn-sensloc", "an unknown version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        from ._version import __version__
+        from .._version import __version__
 
         raise LocalizerFileError(
             f"{path!r} was written by sklearn-sensloc {written_by} in localizer format "
@@ -544,7 +544,7 @@ def _read_model(archive, described, path):
 
 def _read_torch_model(archive, name, path):
     """A timm or torchvision classifier built by name, filled with the file's state dict."""
-    from ._torch_models import (
+    from .._classifiers._torch_models import (
         build_library_model,
         check_torch_backend,
         library_model,

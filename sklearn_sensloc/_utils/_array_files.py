@@ -6,7 +6,7 @@ maps (``--output``'s ``cache/``) and the raw gradients that
 ``SensitivityTransformer(memory=...)`` keeps, one per image,
 ``sensloc-gradients/<gradient key>/<image key>.npy``
 (:class:`DiskGradientStore`). Each file is written atomically
-(:mod:`~sklearn_sensloc._atomic`) and read back only when its header and size
+(:mod:`~sklearn_sensloc._utils._atomic`) and read back only when its header and size
 say it is complete.
 """
 
@@ -55,7 +55,7 @@ class ArrayFiles:
     file is written atomically and read back only when :func:`valid_npy`
     finds it complete, so an interrupted writer (exception, kill, power loss)
     costs at most the file it was writing. Writers that may remove files hold
-    the folder above (:func:`~sklearn_sensloc._atomic.folder_lock`); the
+    the folder above (:func:`~sklearn_sensloc._utils._atomic.folder_lock`); the
     files of a folder nobody removes from are shared by any number of
     processes.
 

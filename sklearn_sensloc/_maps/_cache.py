@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._validation import is_int
+from .._utils._validation import is_int
 
 #: The default bound; docs/benchmarks.rst ("Memory over a whole data set") gives
 #: the process growth it leads to, measured by benchmarks/bench_memory.py --stream.

@@ -10,8 +10,8 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._metrics._boxes import box_iou, check_boxes
 from ._base import BoxEstimatorMixin
-from ._boxes import box_iou, check_boxes
 
 
 #: Smoothing tried by ``sigma="auto"``, as fractions of the map's longer side

@@ -2,9 +2,9 @@
 
 from sklearn.utils import check_random_state
 
-from ._boxes import check_boxes
+from .._metrics._boxes import check_boxes
+from .._utils._validation import check_positive_int
 from ._store import MapStore
-from ._validation import check_positive_int
 
 
 def fit_from_store(

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import sparse
 
-from ._identity import array_fingerprint, file_fingerprint
+from .._utils._identity import array_fingerprint, file_fingerprint
 
 #: Images larger than this are fingerprinted every time, not kept in a key memo.
 ARRAY_KEYS_MAX_IMAGE_BYTES = 1 << 22

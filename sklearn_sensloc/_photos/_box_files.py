@@ -22,8 +22,8 @@ import math
 import os
 from typing import NamedTuple
 
-from ._version import __version__
-from ._atomic import atomic_write_json
+from .._utils._atomic import atomic_write_json
+from .._version import __version__
 
 RUN_SUFFIX = ".sensloc-run"
 CSV_COLUMNS = ("image", "width", "height", "xmin", "ymin", "xmax", "ymax", "score")
