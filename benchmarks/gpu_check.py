@@ -1,0 +1,194 @@
+"""The GPU check: on one lent accelerator, how far the host is from the device's pass.
+
+One prepared run for a session with a GPU (the issue "GPU: the host out of the
+way"), meant to finish in under 5 minutes there. For VGG16 and ResNet50
+(random weights, 224x224, Gestalt Total) at batch 32 and 128, on JAX and on
+PyTorch (each backend in a process of its own, ``KERAS_BACKEND``), it times
+side by side, after a warm-up, on the same batch:
+
+* ``forward``   -- the model alone, compiled as the engine's maps are;
+* ``engine``    -- the gradient engine alone (absolute input gradients);
+* ``transform`` -- ``SensitivityTransformer(cache=False).transform``, the user's path;
+
+and, at batch 32, a 2x2x3 ``GridSearchCV`` (aggregation x pool x eta0, 3
+folds, the default gradient cache cleared before each search) over 48 images
+against one ``transform`` pass over them. It prints a table in forward passes
+and maps per second, then one line per backend, model and batch::
+
+    backend=jax model=vgg16 batch=32 transform/engine=... search/pass=... maps_per_s=...
+
+``maps_per_s`` is ``transform``'s, end to end. The device machine has JAX and
+PyTorch but not TensorFlow: carry Keras and this package (``pip install
+--no-deps -e .``) as the device tool's README shows.
+
+    python benchmarks/gpu_check.py                   # the check, on the GPU machine
+    python benchmarks/gpu_check.py --backends jax    # one backend
+    python benchmarks/gpu_check.py --quick           # a smoke test anywhere: tiny CNN, small batches
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    base_parser,
+    build_tiny_model,
+    build_vgg16,
+    interleaved_medians,
+    load_average,
+    print_header,
+    print_table,
+    random_images,
+)
+
+SEARCH_GRID = {"sens__aggregation": ["max", "mean"], "sens__pool": [4, 8],
+               "box__eta0": [0.01, 0.1, 0.2]}
+
+
+def build_resnet50(seed=0):
+    """ResNet50 at 224x224, random weights (timing only)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.applications.ResNet50(weights=None, include_top=False, input_shape=(224, 224, 3))
+
+
+def models(quick):
+    """(name, builder, image size) of each model the check times."""
+    if quick:
+        return [("tiny", lambda: build_tiny_model(size=64), 64)]
+    return [("vgg16", build_vgg16, 224), ("resnet50", build_resnet50, 224)]
+
+
+def time_batch(name, model, size, batch_size, repeats):
+    """forward / engine / transform of one batch, and the row they make."""
+    import keras
+
+    from sklearn_sensloc import SensitivityTransformer
+
+    sens = SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
+                                  batch_size=batch_size, cache=False).fit(None)
+    engine = sens.gradient_engine()
+    batch = random_images(batch_size, size)
+    times = interleaved_medians(
+        {"forward": lambda: engine.forward(batch), "engine": lambda: engine(batch),
+         "transform": lambda: sens.transform(batch)},
+        repeats=repeats, warmup=2,
+    )
+    forward, engine_s, transform_s = (times[key][0] for key in ("forward", "engine", "transform"))
+    return {
+        "backend": keras.backend.backend(), "model": name, "batch": batch_size,
+        "forward_s": forward, "engine/forward": engine_s / forward,
+        "transform/forward": transform_s / forward, "transform/engine": transform_s / engine_s,
+        "maps_per_s": batch_size / transform_s, "repeats": repeats,
+    }
+
+
+def time_search(model, size, n_images, batch_size, repeats):
+    """A 2x2x3 search over ``n_images`` images / one transform pass over them."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_sensloc import (
+        BoxRegressor,
+        CorLocScorer,
+        SensitivityTransformer,
+        gradient_cache,
+        make_sample_scenes,
+    )
+
+    scenes = make_sample_scenes(n_images, image_size=size, random_state=0)
+    one_pass = SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
+                                      batch_size=batch_size, cache=False).fit(None)
+    pipe = Pipeline([
+        ("sens", SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
+                                        batch_size=batch_size)),
+        ("box", BoxRegressor(random_state=0)),
+    ])
+
+    def search():
+        # Each search computes its gradients, maps and image keys itself.
+        gradient_cache.clear()
+        GridSearchCV(pipe, SEARCH_GRID, scoring=CorLocScorer(), cv=3).fit(
+            scenes.images, scenes.boxes)
+
+    times = interleaved_medians(
+        {"one pass": lambda: one_pass.transform(scenes.images), "search": search},
+        repeats=repeats, warmup=1,
+    )
+    return times["search"][0] / times["one pass"][0]
+
+
+def worker(args):
+    """One backend, in this process: every model and batch, written to ``args.out``."""
+    print_header()
+    rows = []
+    for name, builder, size in models(args.quick):
+        model = builder()
+        for batch_size in args.batch:
+            rows.append(time_batch(name, model, size, batch_size, args.repeats))
+            print(f"{rows[-1]['backend']} {name} batch {batch_size}: done", flush=True)
+        ratio = time_search(model, size, args.search_images, min(args.batch),
+                            args.search_repeats)
+        for row in rows:
+            if row["model"] == name and row["batch"] == min(args.batch):
+                row["search/pass"] = ratio
+    print(load_average(), flush=True)
+    Path(args.out).write_text(json.dumps(rows))
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["jax", "torch"],
+                        choices=["jax", "torch", "tensorflow"])
+    parser.add_argument("--batch", type=int, nargs="+", default=None,
+                        help="batch sizes (default 32 128; --quick: 4 8)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats per batch (default 5; --quick: 2)")
+    parser.add_argument("--search-images", type=int, default=None,
+                        help="images of the search (default 48; --quick: 12)")
+    parser.add_argument("--search-repeats", type=int, default=2)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.batch = args.batch or ([4, 8] if args.quick else [32, 128])
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    args.search_images = args.search_images or (12 if args.quick else 48)
+    if args.worker:
+        return worker(args)
+
+    rows, failed = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in args.backends:
+            out = Path(folder, f"{backend}.json")
+            command = [sys.executable, __file__, "--worker", "--out", str(out),
+                       "--batch", *map(str, args.batch), "--repeats", str(args.repeats),
+                       "--search-images", str(args.search_images),
+                       "--search-repeats", str(args.search_repeats),
+                       *(["--quick"] if args.quick else [])]
+            print(f"== KERAS_BACKEND={backend} ==", flush=True)
+            done = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend})
+            if done.returncode or not out.exists():
+                failed.append(backend)
+                continue
+            rows += json.loads(out.read_text())
+    print_table("map cost in forward passes of the same batch (medians), maps/s through transform",
+                rows, ["backend", "model", "batch", "forward_s", "engine/forward",
+                       "transform/forward", "transform/engine", "search/pass", "maps_per_s"])
+    for row in rows:
+        search = f"{row['search/pass']:.2f}" if "search/pass" in row else "-"
+        print(f"backend={row['backend']} model={row['model']} batch={row['batch']} "
+              f"transform/engine={row['transform/engine']:.2f} search/pass={search} "
+              f"maps_per_s={row['maps_per_s']:.0f}")
+    if failed:
+        raise SystemExit(f"failed on: {', '.join(failed)} (its output is above)")
+
+
+if __name__ == "__main__":
+    main()
