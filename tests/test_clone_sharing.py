@@ -44,6 +44,19 @@ def test_clones_share_one_engine_and_retraining_changes_the_gradient_key(scenes)
     assert not np.allclose(refitted.transform(images), before)
 
 
+def test_a_shallow_copy_shares_the_engine_and_keeps_its_own_parameters(scenes):
+    import copy
+
+    images = scenes[0][:4]
+    sens = SensitivityTransformer(model=build_tiny_model(seed=8)).fit(None)
+    maps = sens.transform(images)
+    copied = copy.copy(sens)
+    copied.cache = False
+    assert copied.gradient_engine() is sens.gradient_engine()
+    np.testing.assert_array_equal(copied.transform(images), maps)
+    assert sens.cache is True
+
+
 def test_pickled_transformer_carries_its_own_model(scenes):
     images = scenes[0][:3]
     import joblib

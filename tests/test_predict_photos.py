@@ -23,6 +23,7 @@ from sklearn_sensloc import (
     save_localizer,
     write_boxes,
 )
+from sklearn_sensloc._engine import GradientEngine
 from sklearn_sensloc._photos._box_files import OutputExistsError, run_file
 
 
@@ -94,6 +95,22 @@ def test_predicting_photos_keeps_nothing_in_the_caches(localizer, photos):
     info = gradient_cache.info()
     assert info["entries"] == 0 and gradient_cache.maps.info()["entries"] == 0
     assert localizer.steps[0][1].cache is True
+
+
+def test_boxing_photos_batch_by_batch_uses_the_localizer_s_engine(localizer, photos, tmp_path,
+                                                                  monkeypatch):
+    engine = localizer.steps[0][1].gradient_engine()
+    built = []
+    original_init = GradientEngine.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(args)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(GradientEngine, "__init__", counting_init)
+    write_boxes(localizer, photos, tmp_path / "boxes.csv", batch_size=3)
+    assert built == []
+    assert localizer.steps[0][1].gradient_engine() is engine
 
 
 def test_csv_output(localizer, photos, tmp_path):

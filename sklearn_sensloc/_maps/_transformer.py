@@ -425,6 +425,13 @@ class SensitivityTransformer(TransformerMixin, BaseEstimator):
         cloned._engines = self._shared_engines()
         return cloned
 
+    def __copy__(self):
+        # copy.copy would go through __getstate__ and drop the engines, so a
+        # copy would build and trace its own: a shallow copy shares them.
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
     def __getstate__(self):
         # object.__getstate__ returns the live __dict__: copy before dropping.
         state = dict(super().__getstate__())
