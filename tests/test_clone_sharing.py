@@ -59,14 +59,15 @@ def test_a_shallow_copy_shares_the_engine_and_keeps_its_own_parameters(scenes):
 
 def test_pickled_transformer_carries_its_own_model(scenes):
     images = scenes[0][:3]
-    import joblib
-
     model = build_tiny_model(seed=6)
-    attributes, fingerprint = set(vars(model)), joblib.hash(model)
+    # Not a hash of the pickled model: Keras' pickle records the second it was made.
+    attributes, weights = set(vars(model)), [w.copy() for w in model.get_weights()]
     sens = SensitivityTransformer(model=model, pool=4).fit(None)
     maps = sens.transform(images)
     # Engines are kept by the transformers that share them, never on the user's model.
-    assert set(vars(model)) == attributes and joblib.hash(model) == fingerprint
+    assert set(vars(model)) == attributes
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(after, before)
     restored = pickle.loads(pickle.dumps(clone(sens).fit(None)))
     assert restored.model is not model
     np.testing.assert_array_equal(restored.transform(images), maps)
