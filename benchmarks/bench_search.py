@@ -55,33 +55,21 @@ GRIDS = {
 }
 
 
-def main():
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--n-images", type=int, default=48)
-    parser.add_argument("--model", default="vgg16-hed")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--grid", choices=sorted(GRIDS), default="wide",
-                        help="design: the design card's 2x2 grid (aggregation x eta0); "
-                             "wide: 2x2x3 (aggregation x pool x eta0)")
-    args = parser.parse_args()
-    n_images = 12 if args.quick else args.n_images
+def time_search(model, X, boxes, *, batch_size, grid, repeats, **params):
+    """One ``transform`` pass over ``X`` and a 3-fold search over ``grid``, side by side.
 
-    model = {"tiny": lambda: build_tiny_model(size=64), "vgg16-random": build_vgg16}.get(
-        args.model, lambda: args.model
-    )()
-    size = 64 if args.model == "tiny" else 224
-    scenes = make_sample_scenes(n_images, image_size=size, random_state=0)
-    X, boxes = scenes.images, scenes.boxes
-    one_pass = SensitivityTransformer(model=model, batch_size=args.batch_size, cache=False)
+    ``params`` go to both transformers. Returns ``{"one pass": (median,
+    minimum), "search": (median, minimum)}`` in seconds and the numbers of
+    images each search sent through a backward pass.
+    """
+    one_pass = SensitivityTransformer(model=model, batch_size=batch_size, cache=False, **params)
     one_pass.fit(None)
     pipe = Pipeline(
         [
-            ("sens", SensitivityTransformer(model=model, batch_size=args.batch_size)),
+            ("sens", SensitivityTransformer(model=model, batch_size=batch_size, **params)),
             ("box", BoxRegressor(random_state=0)),
         ]
     )
-    grid = GRIDS[args.grid]
     backward_images = []
     engine_call = GradientEngine.__call__
 
@@ -102,12 +90,37 @@ def main():
             GradientEngine.__call__ = engine_call
         backward_images.append(sum(counted))
 
-    print_header()
     times = interleaved_medians(
         {"one pass": lambda: one_pass.transform(X), "search": search},
-        repeats=args.repeats,
+        repeats=repeats,
         warmup=1,
     )
+    return times, backward_images
+
+
+def main():
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=48)
+    parser.add_argument("--model", default="vgg16-hed")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="wide",
+                        help="design: the design card's 2x2 grid (aggregation x eta0); "
+                             "wide: 2x2x3 (aggregation x pool x eta0)")
+    args = parser.parse_args()
+    n_images = 12 if args.quick else args.n_images
+
+    model = {"tiny": lambda: build_tiny_model(size=64), "vgg16-random": build_vgg16}.get(
+        args.model, lambda: args.model
+    )()
+    size = 64 if args.model == "tiny" else 224
+    scenes = make_sample_scenes(n_images, image_size=size, random_state=0)
+    grid = GRIDS[args.grid]
+
+    print_header()
+    times, backward_images = time_search(model, scenes.images, scenes.boxes,
+                                         batch_size=args.batch_size, grid=grid,
+                                         repeats=args.repeats)
     print(load_average())
     (pass_median, pass_min), (search_median, search_min) = times["one pass"], times["search"]
     row = {

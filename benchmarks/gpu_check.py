@@ -4,16 +4,19 @@ One prepared run for a session with a GPU (the issue "GPU: the host out of the
 way"), meant to finish in under 5 minutes there. For VGG16 and ResNet50
 (random weights, 224x224, Gestalt Total) at batch 32 and 128, on JAX and on
 PyTorch (each backend in a process of its own, ``KERAS_BACKEND``), it times
-side by side, after a warm-up, on the same batch:
+side by side, after a warm-up, on the same batch (``bench_map_vs_forward.py``'s
+contenders, the cache miss among them):
 
 * ``forward``   -- the model alone, compiled as the engine's maps are;
 * ``engine``    -- the gradient engine alone (absolute input gradients);
 * ``transform`` -- ``SensitivityTransformer(cache=False).transform``, the user's path;
+* ``cache hit`` -- the same with the default cache holding the batch (a refit);
 
 and, at batch 32, a 2x2x3 ``GridSearchCV`` (aggregation x pool x eta0, 3
 folds, the default gradient cache cleared before each search) over 48 images
-against one ``transform`` pass over them. It prints a table in forward passes
-and maps per second, then one line per backend, model and batch::
+against one ``transform`` pass over them (``bench_search.py``'s timing). It
+prints a table in forward passes and maps per second, then one line per
+backend, model and batch::
 
     backend=jax model=vgg16 batch=32 transform/engine=... search/pass=... maps_per_s=...
 
@@ -40,15 +43,11 @@ from _common import (  # noqa: E402
     base_parser,
     build_tiny_model,
     build_vgg16,
-    interleaved_medians,
     load_average,
     print_header,
     print_table,
     random_images,
 )
-
-SEARCH_GRID = {"sens__aggregation": ["max", "mean"], "sens__pool": [4, 8],
-               "box__eta0": [0.01, 0.1, 0.2]}
 
 
 def build_resnet50(seed=0):
@@ -67,61 +66,33 @@ def models(quick):
 
 
 def time_batch(name, model, size, batch_size, repeats):
-    """forward / engine / transform of one batch, and the row they make."""
-    import keras
+    """The map's costs on one batch, in forward passes, from ``bench_map_vs_forward``."""
+    from bench_map_vs_forward import measure
 
-    from sklearn_sensloc import SensitivityTransformer
-
-    sens = SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
-                                  batch_size=batch_size, cache=False).fit(None)
-    engine = sens.gradient_engine()
-    batch = random_images(batch_size, size)
-    times = interleaved_medians(
-        {"forward": lambda: engine.forward(batch), "engine": lambda: engine(batch),
-         "transform": lambda: sens.transform(batch)},
-        repeats=repeats, warmup=2,
-    )
-    forward, engine_s, transform_s = (times[key][0] for key in ("forward", "engine", "transform"))
+    rows = {row["path"]: row for row in
+            measure(name, model, random_images(batch_size, size), batch_size, repeats, xla=False)}
+    engine, transform = rows["engine"], rows["transform"]
     return {
-        "backend": keras.backend.backend(), "model": name, "batch": batch_size,
-        "forward_s": forward, "engine/forward": engine_s / forward,
-        "transform/forward": transform_s / forward, "transform/engine": transform_s / engine_s,
-        "maps_per_s": batch_size / transform_s, "repeats": repeats,
+        "backend": engine["backend"], "model": name, "batch": batch_size,
+        "forward_s": engine["base_median_s"], "engine/forward": engine["ratio"],
+        "transform/forward": transform["ratio"],
+        "cache hit/forward": rows["transform-cache-hit"]["ratio"],
+        "transform/engine": transform["median_s"] / engine["median_s"],
+        "maps_per_s": transform["maps_per_s"], "repeats": repeats,
     }
 
 
 def time_search(model, size, n_images, batch_size, repeats):
-    """A 2x2x3 search over ``n_images`` images / one transform pass over them."""
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
+    """A 2x2x3 search over ``n_images`` images / one transform pass over them, from ``bench_search``."""
+    from bench_search import GRIDS
+    from bench_search import time_search as search_and_pass
 
-    from sklearn_sensloc import (
-        BoxRegressor,
-        CorLocScorer,
-        SensitivityTransformer,
-        gradient_cache,
-        make_sample_scenes,
-    )
+    from sklearn_sensloc import make_sample_scenes
 
     scenes = make_sample_scenes(n_images, image_size=size, random_state=0)
-    one_pass = SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
-                                      batch_size=batch_size, cache=False).fit(None)
-    pipe = Pipeline([
-        ("sens", SensitivityTransformer(model=model, target="gestalt", preprocessing="none",
-                                        batch_size=batch_size)),
-        ("box", BoxRegressor(random_state=0)),
-    ])
-
-    def search():
-        # Each search computes its gradients, maps and image keys itself.
-        gradient_cache.clear()
-        GridSearchCV(pipe, SEARCH_GRID, scoring=CorLocScorer(), cv=3).fit(
-            scenes.images, scenes.boxes)
-
-    times = interleaved_medians(
-        {"one pass": lambda: one_pass.transform(scenes.images), "search": search},
-        repeats=repeats, warmup=1,
-    )
+    times, _ = search_and_pass(model, scenes.images, scenes.boxes, batch_size=batch_size,
+                               grid=GRIDS["wide"], repeats=repeats, target="gestalt",
+                               preprocessing="none")
     return times["search"][0] / times["one pass"][0]
 
 
@@ -180,7 +151,8 @@ def main(argv=None):
             rows += json.loads(out.read_text())
     print_table("map cost in forward passes of the same batch (medians), maps/s through transform",
                 rows, ["backend", "model", "batch", "forward_s", "engine/forward",
-                       "transform/forward", "transform/engine", "search/pass", "maps_per_s"])
+                       "transform/forward", "cache hit/forward", "transform/engine", "search/pass",
+                       "maps_per_s"])
     for row in rows:
         search = f"{row['search/pass']:.2f}" if "search/pass" in row else "-"
         print(f"backend={row['backend']} model={row['model']} batch={row['batch']} "
