@@ -13,6 +13,11 @@ For each model the same batch goes, side by side and interleaved, through
 * ``transform`` -- ``SensitivityTransformer(cache=False).transform``: the full
   user path (input checks, batching, engine, channel aggregation, pooling,
   normalization, flattening into the output array);
+* ``transform-host-maps`` / ``transform-device-maps`` -- ``transform`` with
+  ``map_device="cpu"`` (numpy on the host) and ``"keras"`` (``keras.ops`` in
+  the engine's compiled function), whichever ``"auto"`` picks here;
+* ``transform-uint8`` -- ``transform`` of the batch rounded to uint8, which
+  goes to the device as uint8;
 * ``transform-cache-miss`` / ``transform-cache-hit`` -- the same with the
   default ``cache=True``, the in-process gradient cache cleared before each
   call (the cost of fingerprinting and storing) or kept (a refit in a search);
@@ -93,6 +98,14 @@ def measure(label, model, images, batch_size, repeats, xla, preprocessing="none"
     }
     if not engine_only:
         contenders["transform"] = lambda: sens.transform(batch)
+    if not engine_only and "map_device" in sens.get_params():
+        import numpy as np
+
+        for device, name in (("cpu", "host"), ("keras", "device")):
+            placed = SensitivityTransformer(**params, cache=False, map_device=device).fit(None)
+            contenders[f"transform-{name}-maps"] = lambda placed=placed: placed.transform(batch)
+        pixels = batch.round().astype(np.uint8)
+        contenders["transform-uint8"] = lambda: sens.transform(pixels)
     if has_cache and not engine_only:
         from sklearn_sensloc._maps._cache import gradient_cache
 

@@ -45,7 +45,7 @@ from sklearn_sensloc import (
     gradient_cache,
     make_sample_scenes,
 )
-from sklearn_sensloc._engine import GradientEngine
+from sklearn_sensloc._engine import SAMPLING_METHODS, GradientEngine
 
 
 GRIDS = {
@@ -55,23 +55,24 @@ GRIDS = {
 }
 
 
-def time_search(model, X, boxes, *, batch_size, grid, repeats, **params):
+def time_search(model, X, boxes, *, batch_size, grid, repeats, box_params=None, **params):
     """One ``transform`` pass over ``X`` and a 3-fold search over ``grid``, side by side.
 
-    ``params`` go to both transformers. Returns ``{"one pass": (median,
-    minimum), "search": (median, minimum)}`` in seconds and the numbers of
-    images each search sent through a backward pass.
+    ``params`` go to both transformers, ``box_params`` to the search's
+    ``BoxRegressor``. Returns ``{"one pass": (median, minimum), "search":
+    (median, minimum)}`` in seconds and the numbers of images each search
+    sent through a backward pass.
     """
     one_pass = SensitivityTransformer(model=model, batch_size=batch_size, cache=False, **params)
     one_pass.fit(None)
     pipe = Pipeline(
         [
             ("sens", SensitivityTransformer(model=model, batch_size=batch_size, **params)),
-            ("box", BoxRegressor(random_state=0)),
+            ("box", BoxRegressor(random_state=0, **(box_params or {}))),
         ]
     )
     backward_images = []
-    engine_call = GradientEngine.__call__
+    engine_call, engine_maps = GradientEngine.__call__, GradientEngine.maps
 
     def search():
         # Gradients, the maps made from them and the images' keys: the search meets them first.
@@ -82,12 +83,19 @@ def time_search(model, X, boxes, *, batch_size, grid, repeats, **params):
             counted.append(len(images))
             return engine_call(engine, images)
 
+        def counting_maps(engine, images, settings, **kwargs):
+            # Maps made with the pass on the device (map_device="keras"); a
+            # sampling method's go through __call__, counted there.
+            if engine.method not in SAMPLING_METHODS:
+                counted.append(len(images))
+            return engine_maps(engine, images, settings, **kwargs)
+
         # Counts the images the search sends through a backward pass.
-        GradientEngine.__call__ = counting
+        GradientEngine.__call__, GradientEngine.maps = counting, counting_maps
         try:
             GridSearchCV(pipe, grid, scoring=CorLocScorer(), cv=3).fit(X, boxes)
         finally:
-            GradientEngine.__call__ = engine_call
+            GradientEngine.__call__, GradientEngine.maps = engine_call, engine_maps
         backward_images.append(sum(counted))
 
     times = interleaved_medians(

@@ -27,6 +27,10 @@ CASES = [
     ("nested-gradcam", "nested", dict(method="gradcam", target="class")),
     ("any-size", "any_size", dict(image_size=(12, 10))),
     ("caffe-pooled-normalized", "smooth", dict(preprocessing="caffe", pool=2, normalize="max")),
+    ("maps-made-on-the-device", "smooth",
+     dict(map_device="keras", aggregation="mean", pool=3, normalize="standard")),
+    ("gradcam-maps-made-on-the-device", "nested",
+     dict(method="gradcam", target="class", map_device="keras", pool=2, normalize="max")),
 ]
 
 

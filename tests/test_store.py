@@ -79,7 +79,7 @@ def test_resume_after_an_exception_computes_only_unfinished_batches(
     sens = transformer(model_file)
     store = MapStore.create(path, sens, image_files, images_per_file=BATCH)
     calls = {"n": 0}
-    real_gradients = GradientProvider.gradient_batches
+    real_gradients = GradientProvider._batches
 
     def failing_gradients(provider, X, *args):
         # Called once per batch file.
@@ -89,7 +89,7 @@ def test_resume_after_an_exception_computes_only_unfinished_batches(
         return real_gradients(provider, X, *args)
 
     with monkeypatch.context() as patched:
-        patched.setattr(GradientProvider, "gradient_batches", failing_gradients)
+        patched.setattr(GradientProvider, "_batches", failing_gradients)
         with pytest.raises(KeyboardInterrupt):
             store.compute()
     assert store.missing_batches() == [2, 3, 4, 5]

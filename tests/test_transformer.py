@@ -331,8 +331,12 @@ def test_bad_pixel_values_name_the_image(tiny_model):
     with pytest.raises(ValueError, match="Image 2 of X contains NaN or inf pixels"):
         sens.transform(images)
     images[2, 5, 5, 1] = 300.0
-    with pytest.raises(ValueError, match="Image 2 of X has pixel values outside 0..255"):
+    with pytest.raises(ValueError, match=r"Image 2 of X has pixel values outside 0\.\.255 "
+                                         r"\(min 100, max 300\)"):
         sens.fit(images)
+    images[3, 0, 0, 0] = -np.inf
+    with pytest.raises(ValueError, match="Image 3 of X contains NaN or inf pixels"):
+        sens.transform(images)
     images = list(np.full((3, 32, 32, 3), 100.0))
     images[1][0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="Image 1 of X contains NaN or inf"):

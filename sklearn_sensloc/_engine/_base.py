@@ -18,6 +18,7 @@ from .._images._preprocessing import preprocessor
 from .._utils._identity import fingerprint
 from .._utils._validation import METHODS
 from ._backends import backend_module, backend_name
+from ._map_steps import device_maps
 from ._networks import model_network
 from ._targets import TargetError
 
@@ -77,6 +78,9 @@ class GradientEngine:
 
     Attributes
     ----------
+    on_accelerator : bool
+        Whether the engine computes on a GPU or TPU: the backend sees one and,
+        for a PyTorch module, its parameters are there.
     computes_ahead : bool
         Whether callers compute the next batch in a thread while they make
         maps of this one: on a GPU or TPU with JAX, whose calls leave Python;
@@ -105,9 +109,6 @@ class GradientEngine:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         self.backend = backend_name()
         self._backend_module = backend_module()
-        self.computes_ahead = self._backend_module.COMPUTE_AHEAD and bool(
-            self._backend_module.accelerators()
-        )
         self.model = model
         self.method = method
         self.n_samples = n_samples
@@ -116,13 +117,19 @@ class GradientEngine:
         self.random_state = random_state
         self.batch_size = batch_size
         self._network = model_network(model, image_size)
+        self.on_accelerator = bool(self._backend_module.accelerators()) and not str(
+            self._network.device or ""
+        ).startswith("cpu")
+        self.computes_ahead = self._backend_module.COMPUTE_AHEAD and self.on_accelerator
         self.input_size = self._network.input_size
         self._target = self._network.target(target, class_score)
         self.target_name = self._target.name
         self.preprocess = preprocessor(preprocessing)
         self._layer = self._network.gradcam_layer(target) if method == "gradcam" else None
-        function, signature = getattr(self, "_" + method)()
-        self._gradients = self._compile(function, signature)
+        self._method_function, signature = getattr(self, "_" + method)()
+        self._gradients = self._compile(self._method_function, signature)
+        # Compiled on first use, per kind and image dtype (see _compiled).
+        self._functions = {}
         self._forward = None
 
     @property
@@ -144,18 +151,107 @@ class GradientEngine:
         return (self.method,)
 
     def __call__(self, images):
-        """Absolute attributions, float32 array of the same shape as ``images``."""
-        images = np.asarray(images, np.float32)
+        """Absolute attributions, float32 array of the same shape as ``images``.
+
+        ``images``: RGB 0..255 pixels, float32 or uint8; uint8 pixels go to
+        the device as they are, a quarter of the bytes, and become float32
+        there.
+        """
         if self.method not in SAMPLING_METHODS:
-            if not self._backend_module.FIXED_SHAPES:
-                return self._run(self._gradients, images)
-            padded = _padded(images, self._bucket(len(images)))
-            return self._run(self._gradients, padded)[: len(images)]
+            images = _pixels(images)
+            if images.dtype == np.float32:
+                return self._run_images(self._gradients, images)
+            return self._run_images(self._compiled(("gradients",), images.dtype), images)
+        images = np.asarray(images, np.float32)
         sums = self._summed_gradients(images)
         if self.method == "smoothgrad":
             # The SmoothGrad paper and tf-keras-vis: abs of the mean gradient.
             return np.abs(sums / np.float32(self.n_samples))
         return np.abs((images - np.float32(self.baseline)) * (sums / np.float32(self.n_samples)))
+
+    def maps(self, images, settings, *, with_gradients=False):
+        """Sensitivity maps of several map-side settings from one backward pass, made on the device.
+
+        The channel aggregation, pooling and normalization run in the
+        engine's compiled function, with ``keras.ops``, so that only the
+        pooled maps come back to the host (and the gradients, when asked).
+        Sampling methods sum their gradients on the host first; their maps
+        are then made on the device from those sums.
+
+        Parameters
+        ----------
+        images : ndarray of shape (n, height, width, 3), float32 or uint8
+            RGB 0..255 pixels at ``input_size``.
+        settings : sequence of (aggregation, pool, normalize)
+        with_gradients : bool, default=False
+            Also return the absolute attributions the maps were made from.
+
+        Returns
+        -------
+        gradients : ndarray of shape (n, height, width, 3), float32, or None
+        maps : list of ndarray
+            Per setting, float32 maps of shape ``(n, ceil(height / pool),
+            ceil(width / pool))``.
+        """
+        settings = tuple(tuple(setting) for setting in settings)
+        if self.method in SAMPLING_METHODS:
+            gradients = self(images)
+            return (gradients if with_gradients else None), self.map_steps(gradients, settings)
+        images = _pixels(images)
+        compiled = self._compiled(("maps", settings, with_gradients), images.dtype)
+        found = self._run_images(compiled, images)
+        gradients, maps = found if with_gradients else (None, found)
+        return gradients, list(maps)
+
+    def map_steps(self, gradients, settings):
+        """Maps of ``settings`` from absolute attributions already computed, on the device.
+
+        What :meth:`maps` makes after its backward pass, for attributions
+        kept from an earlier one (a cache's).
+
+        Returns
+        -------
+        maps : list of ndarray
+        """
+        settings = tuple(tuple(setting) for setting in settings)
+        compiled = self._compiled(("map_steps", settings), np.dtype(np.float32))
+        return list(self._run_images(compiled, np.asarray(gradients, np.float32)))
+
+    def _compiled(self, kind, dtype):
+        """The compiled function of ``kind`` for images of ``dtype``, compiled once."""
+        key = (kind, np.dtype(dtype).name)
+        compiled = self._functions.get(key)
+        if compiled is None:
+            compiled = self._compile(self._function(kind), [(IMAGES, key[1])])
+            self._functions[key] = compiled
+        return compiled
+
+    def _function(self, kind):
+        """The Python function of ``kind``, pixels of any dtype made float32 first.
+
+        ``kind``: ``("gradients",)``, ``("map_steps", settings)`` or
+        ``("maps", settings, with_gradients)``.
+        """
+        method = self._method_function
+        if kind[0] == "gradients":
+            return lambda images: method(ops.cast(images, "float32"))
+        if kind[0] == "map_steps":
+            return lambda gradients: [device_maps(gradients, *setting) for setting in kind[1]]
+        _, settings, with_gradients = kind
+
+        def fused(images):
+            gradients = method(ops.cast(images, "float32"))
+            maps = [device_maps(gradients, *setting) for setting in settings]
+            return (gradients, maps) if with_gradients else maps
+
+        return fused
+
+    def _run_images(self, compiled, images):
+        """``compiled(images)``, padded to a bucket of rows where the backend compiles per shape."""
+        if not self._backend_module.FIXED_SHAPES:
+            return self._run(compiled, images)
+        found = self._run(compiled, _padded(images, self._bucket(len(images))))
+        return keras.tree.map_structure(lambda array: array[: len(images)], found)
 
     def _bucket(self, n_images):
         """The rows a call of ``n_images`` is padded to, with images of zeros.
@@ -181,7 +277,12 @@ class GradientEngine:
 
     def _compile(self, function, signature):
         size = (*self.input_size, 3)
-        signature = [(size, "float32") if spec == IMAGES else spec for spec in signature]
+        # IMAGES alone is float32; (IMAGES, dtype) names another pixel dtype.
+        signature = [
+            (size, "float32") if spec == IMAGES
+            else (size, spec[1]) if spec[0] == IMAGES else spec
+            for spec in signature
+        ]
         return self._backend_module.compile_function(function, signature, self._target.variables)
 
     def _run(self, compiled, *arrays):
@@ -342,6 +443,12 @@ def image_seeds(images, random_state):
     return np.asarray(
         [int(fingerprint(random_state, image.tobytes())[:7], 16) for image in images], np.int32
     )
+
+
+def _pixels(images):
+    """``images`` as a numpy array of uint8 (kept so) or float32 pixels."""
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
 
 
 def _padded(array, length, fill=0):

@@ -24,7 +24,7 @@ def gradient(function, inputs):
 
 
 def compile_function(function, signature, variables):
-    """``function`` jitted, called on numpy arrays, returning numpy.
+    """``function`` jitted, called on numpy arrays, returning numpy arrays, nested as it nests them.
 
     The variables' values are arguments of the jitted function, as in Keras'
     own JAX trainer: baked in as constants, a large model's weights would be
@@ -39,7 +39,8 @@ def compile_function(function, signature, variables):
 
     def run(*arrays):
         arrays = [np.asarray(array, dtype) for array, (_, dtype) in zip(arrays, signature)]
-        return np.asarray(jitted([variable.value for variable in variables], *arrays))
+        found = jitted([variable.value for variable in variables], *arrays)
+        return jax.tree_util.tree_map(np.asarray, found)
 
     return run
 

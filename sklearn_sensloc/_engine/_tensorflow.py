@@ -27,7 +27,7 @@ def gradient(function, inputs):
 
 
 def compile_function(function, signature, variables):
-    """``function`` compiled once, called on numpy arrays, returning numpy.
+    """``function`` compiled once, called on numpy arrays, returning numpy arrays, nested as it nests them.
 
     ``signature`` gives each argument's shape after the batch axis and its
     dtype. A fixed signature with a free batch axis means one trace serves
@@ -45,7 +45,7 @@ def compile_function(function, signature, variables):
     )
 
     def run(*arrays):
-        return keras.ops.convert_to_numpy(compiled(*arrays))
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, compiled(*arrays))
 
     # TensorFlow's benchmarks trace the graph itself (benchmarks/bench_kernels.py).
     run.tf_function = compiled

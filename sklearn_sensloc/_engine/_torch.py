@@ -31,7 +31,7 @@ def gradient(function, inputs):
 
 
 def compile_function(function, signature, variables):
-    """``function`` run eagerly on numpy arrays, returning numpy.
+    """``function`` run eagerly on numpy arrays, returning numpy arrays, nested as it nests them.
 
     The arrays go to the device Keras put the variables on (a GPU when
     PyTorch sees one). The variables are read through detached views of
@@ -46,7 +46,7 @@ def compile_function(function, signature, variables):
         ]
         detached = [(variable, variable.value.detach()) for variable in variables]
         with torch.no_grad(), keras.StatelessScope(state_mapping=detached):
-            return keras.ops.convert_to_numpy(function(*tensors))
+            return keras.tree.map_structure(keras.ops.convert_to_numpy, function(*tensors))
 
     return run
 

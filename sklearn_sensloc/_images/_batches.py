@@ -84,16 +84,25 @@ class ImageSource:
         item = self._items[index]
         return item if isinstance(item, str) else None
 
-    def image(self, index, size):
-        """Image ``index`` as float32 (height, width, 3) in 0..255."""
+    def is_uint8(self, index):
+        """Whether image ``index`` has uint8 pixels: a file (decoded to 8 bits) or a uint8 array."""
+        item = self._items[index]
+        return isinstance(item, str) or item.dtype == np.uint8
+
+    def image(self, index, size, dtype=np.float32):
+        """Image ``index`` as (height, width, 3) pixels in 0..255 of ``dtype``.
+
+        ``dtype`` may be uint8 where :meth:`is_uint8` says so: the pixels are
+        then exactly those of the float32 image.
+        """
         item = self._items[index]
         if isinstance(item, str):
-            return load_image(item, size)
-        return _resize_array(item, size)
+            return load_image(item, size, dtype)
+        return _resize_array(item, size, dtype)
 
 
-def load_image(path, size):
-    """Decode an image file to RGB float32 of ``size = (height, width)``.
+def load_image(path, size, dtype=np.float32):
+    """Decode an image file to RGB pixels of ``size = (height, width)`` and ``dtype``, float32 by default.
 
     Grayscale, palette, RGBA (composited on white), CMYK and 16-bit files are
     converted; unreadable, truncated, empty and decompression-bomb files are
@@ -102,7 +111,7 @@ def load_image(path, size):
     with opened_image(path) as image:
         # JPEG decodes straight at a reduced scale no smaller than needed.
         image.draft("RGB", (size[1], size[0]))
-        return _resized(to_rgb(image), size)
+        return _resized(to_rgb(image), size, dtype)
 
 
 def read_image_size(path):
@@ -223,18 +232,21 @@ def _check_image_list(X):
 
 
 def _check_pixel_values(flat, offset=0):
-    finite = np.isfinite(flat).all(axis=1)
+    # Two passes over the pixels: a NaN propagates through min and max, and
+    # an inf is one of them.
+    lowest, highest = flat.min(axis=1), flat.max(axis=1)
+    finite = np.isfinite(lowest) & np.isfinite(highest)
     if not finite.all():
         index = offset + int(np.flatnonzero(~finite)[0])
         raise ValueError(f"Image {index} of X contains NaN or inf pixels.")
-    out_of_range = (flat.min(axis=1) < 0) | (flat.max(axis=1) > 255)
+    out_of_range = (lowest < 0) | (highest > 255)
     if out_of_range.any():
-        index = offset + int(np.flatnonzero(out_of_range)[0])
+        first = int(np.flatnonzero(out_of_range)[0])
         raise ValueError(
-            f"Image {index} of X has pixel values outside 0..255 "
-            f"(min {flat[index - offset].min():g}, max {flat[index - offset].max():g})."
+            f"Image {offset + first} of X has pixel values outside 0..255 "
+            f"(min {lowest[first]:g}, max {highest[first]:g})."
         )
-    if flat.size and offset == 0 and len(flat) > 1 and flat.max() <= 1.0:
+    if flat.size and offset == 0 and len(flat) > 1 and highest.max() <= 1.0:
         warnings.warn(
             "Every pixel of X is in [0, 1]: images are expected in 0..255. "
             "Multiply by 255 if they were scaled.",
@@ -243,17 +255,17 @@ def _check_pixel_values(flat, offset=0):
         )
 
 
-def _resize_array(image, size):
+def _resize_array(image, size, dtype=np.float32):
     if image.shape[:2] == tuple(size):
-        return image.astype(np.float32, copy=False)
+        return image.astype(dtype, copy=False)
     if image.dtype == np.uint8:
         # The same resampling as for files, so an array and its saved file agree.
-        return _resized(Image.fromarray(image), size)
+        return _resized(Image.fromarray(image), size, dtype)
     channels = [_resized(Image.fromarray(image[..., c].astype(np.float32)), size) for c in range(3)]
     return np.stack(channels, axis=-1)
 
 
-def _resized(image, size):
+def _resized(image, size, dtype=np.float32):
     if image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.BILINEAR)
-    return np.asarray(image, dtype=np.float32)
+    return np.asarray(image, dtype=dtype)

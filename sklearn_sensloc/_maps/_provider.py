@@ -38,17 +38,24 @@ class GradientProvider:
         Where gradients, maps and image keys are kept in memory; None keeps nothing.
     store : DiskGradientStore or None, default=None
         Where gradients are also kept on disk, shared by processes.
+    map_device : {"cpu", "keras"}, default="cpu"
+        Where gradients become maps: ``"cpu"``, with numpy on the host, from
+        the gradients brought back; ``"keras"``, with ``keras.ops`` inside
+        the engine's compiled function, on its device, so that only pooled
+        maps come back (and the gradients, when a cache or store keeps them).
+        Both give the same maps to float32 rounding.
     """
 
-    def __init__(self, engine, gradient_key, *, cache=None, store=None):
+    def __init__(self, engine, gradient_key, *, cache=None, store=None, map_device="cpu"):
         self.engine = engine
         self.gradient_key = gradient_key
         self.cache = cache
         self.store = store
+        self.map_device = map_device
 
     def __repr__(self):
         return (f"GradientProvider({self.engine.target_name}, cache={self.cache!r}, "
-                f"store={self.store!r})")
+                f"store={self.store!r}, map_device={self.map_device!r})")
 
     @property
     def batch_size(self):
@@ -60,9 +67,10 @@ class GradientProvider:
         """(height, width) of the gradients: the engine's input size."""
         return self.engine.input_size
 
-    def using(self, *, cache, store):
-        """The same engine and gradient key with another cache and store."""
-        return GradientProvider(self.engine, self.gradient_key, cache=cache, store=store)
+    def using(self, *, cache, store, map_device="cpu"):
+        """The same engine and gradient key with another cache, store and map device."""
+        return GradientProvider(self.engine, self.gradient_key, cache=cache, store=store,
+                                map_device=map_device)
 
     def images(self, X):
         """``X`` as an :class:`ImageSource` whose array keys the cache remembers."""
@@ -93,10 +101,22 @@ class GradientProvider:
             ``computes_ahead``, the next batch is read and computed in a thread
             while the caller uses this one.
         """
-        batches = self._stored_or_computed(self.images(X), image_keys, starts)
+        for start, gradients, _ in self._batches(self.images(X), image_keys, starts):
+            yield start, gradients
+
+    def _batches(self, source, image_keys, starts, settings=None):
+        """``(start, gradients, maps)`` per batch; maps made on the device for ``settings``.
+
+        Without ``settings`` the maps are None and the caller makes them.
+        With them, each batch's maps of every setting are made by the engine
+        (``map_device="keras"``): along with the backward pass when no image
+        of the batch is kept, and then the gradients are None unless a cache
+        or store keeps them; from the gradients otherwise.
+        """
+        batches = self._stored_or_computed(source, image_keys, starts, settings)
         return ahead(batches) if self.engine.computes_ahead else batches
 
-    def _stored_or_computed(self, source, image_keys, starts):
+    def _stored_or_computed(self, source, image_keys, starts, settings):
         stores = [store for store in (
             None if self.cache is None else self.cache.gradients, self.store) if store is not None]
         size = self.batch_size
@@ -108,27 +128,37 @@ class GradientProvider:
             ] if stores else []
             gradients = [_lookup(stores, key) for key in keys] or [None] * len(indices)
             missing = [j for j, found in enumerate(gradients) if found is None]
-            computed = None
+            computed = maps = None
             if missing:
-                # Decode straight into one batch array: no list of images plus a stacked copy.
-                images = np.empty((len(missing), *self.input_size, 3), np.float32)
-                for row, j in enumerate(missing):
-                    images[row] = source.image(indices[j], self.input_size)
-                computed = self.engine(images)
+                images = self._decoded(source, [indices[j] for j in missing])
+                if settings and len(missing) == len(indices):
+                    computed, maps = self.engine.maps(images, settings, with_gradients=bool(stores))
+                else:
+                    computed = self.engine(images)
                 del images
-                for j, row in zip(missing, computed):
-                    gradients[j] = row
-                    if stores:
-                        # A copy: a row kept alone must not keep its whole batch alive.
-                        kept = row.copy()
-                        kept.flags.writeable = False
-                        for store in stores:
-                            store.put(keys[j], kept)
+                for j, row in zip(missing, computed if stores else ()):
+                    # A copy: a row kept alone must not keep its whole batch alive.
+                    kept = row.copy()
+                    kept.flags.writeable = False
+                    for store in stores:
+                        store.put(keys[j], kept)
+                    gradients[j] = kept
             # Nothing came from a store: the engine's array as is, no copy.
             block = computed if len(missing) == len(indices) else np.stack(gradients)
             del gradients, computed
-            yield start, block
-            del block  # not held while the next batch is decoded
+            if settings and maps is None:
+                maps = self.engine.map_steps(block, settings)
+            yield start, block, maps
+            del block, maps  # not held while the next batch is decoded
+
+    def _decoded(self, source, indices):
+        """The images at ``indices`` as one batch array, uint8 when every one of them is."""
+        dtype = np.uint8 if all(source.is_uint8(i) for i in indices) else np.float32
+        # Decoded straight into the batch: no list of images plus a stacked copy.
+        images = np.empty((len(indices), *self.input_size, 3), dtype)
+        for row, index in enumerate(indices):
+            images[row] = source.image(index, self.input_size, dtype)
+        return images
 
     def maps(self, X, aggregation, pool, normalize, *, verbose=False):
         """Flattened maps of the images in ``X``, as ``transform`` returns them.
@@ -151,18 +181,23 @@ class GradientProvider:
         if keys is not None:
             made_by = maps_key(self.gradient_key, aggregation, pool, normalize)
             starts = [start for start in starts if not self._kept_maps(made_by, keys, start, maps)]
-        batches = self.gradient_batches(source, keys, starts)
+        setting = (aggregation, pool, normalize)
+        batches = self._batches(source, keys, starts, self._device_settings([setting]))
         n_made = sum(min(size, len(source) - start) for start in starts)
-        for start, gradients in progress(batches, n_made, size, verbose):
-            block = sensitivity_maps(gradients, aggregation, pool, normalize)
+        for start, gradients, made in progress(batches, n_made, size, verbose):
+            block = made[0] if made is not None else sensitivity_maps(gradients, *setting)
             block = block.reshape(len(block), -1)
             maps[start : start + len(block)] = block
             for index, row in enumerate(block if keys is not None else ()):
                 kept = row.copy()
                 kept.flags.writeable = False
                 self.cache.maps.put((made_by, keys[start + index]), kept)
-            del gradients, block  # free this batch before the next one is decoded
+            del gradients, made, block  # free this batch before the next one is decoded
         return maps
+
+    def _device_settings(self, settings):
+        """``settings`` when the engine makes the maps (``map_device="keras"``), else None."""
+        return list(settings) if self.map_device == "keras" else None
 
     def _kept_maps(self, made_by, keys, start, maps):
         """Copy the kept maps of the batch at ``start`` into ``maps``; False if any is missing."""
@@ -206,14 +241,15 @@ class GradientProvider:
             for rows, settings in parts:
                 maps = {setting: np.empty((len(rows), self.n_features(setting[1])), np.float32)
                         for setting in settings}
-                for offset, gradients in self.gradient_batches(X[rows.start : rows.stop]):
+                batches = self._batches(self.images(X[rows.start : rows.stop]), None, None,
+                                        self._device_settings(maps))
+                for offset, gradients, made in batches:
                     # One backward pass serves every setting.
-                    for (aggregation, pool, normalize), block in maps.items():
-                        block[offset : offset + len(gradients)] = sensitivity_maps(
-                            gradients, aggregation, pool, normalize
-                        ).reshape(len(gradients), -1)
-                    bar.update(len(gradients))
-                    del gradients  # not held while the next batch is decoded
+                    made = made or [sensitivity_maps(gradients, *setting) for setting in maps]
+                    for block, found in zip(maps.values(), made):
+                        block[offset : offset + len(found)] = found.reshape(len(found), -1)
+                    bar.update(len(found))
+                    del gradients, made, found  # not held while the next batch is decoded
                 yield rows, maps
 
     def compute_map_files(self, files, X, parts, *, verbose=False,

@@ -1,7 +1,9 @@
 """From absolute input gradients to sensitivity maps: aggregate, pool, normalize.
 
 Plain numpy on purpose: these steps are what a parameter search varies, so they
-run on gradients computed once, without touching the network again.
+run on gradients computed once, without touching the network again. The same
+steps in ``keras.ops``, which the engine compiles with its backward pass for
+maps made on its device (``map_device="keras"``), are ``_engine/_map_steps.py``.
 """
 
 import functools
