@@ -134,6 +134,7 @@ def test_tables_scores_and_one_backward_pass(tiny_model, scenes, tmp_path, backw
     assert set(timings) == {"forward pass", "sensitivity map", "box from map: learned",
                             "box from map: heuristic"}
     assert all(value > 0 for value in timings.values())
+    assert "(maps made on the host)" in " ".join(result.tables["timings"]["notes"])
 
     for name in ("table1_per_class", "table2_heuristic_sigma", "table3_methods", "timings"):
         for ext in ("md", "csv", "json"):

@@ -187,3 +187,17 @@ def test_auto_makes_maps_on_the_device_only_on_an_accelerator(tiny_model, monkey
     assert sens.set_params(map_device="cpu").gradient_provider().map_device == "cpu"
     with pytest.raises(ValueError, match="map_device"):
         SensitivityTransformer(model=tiny_model, map_device="gpu").fit(None)
+
+
+@pytest.mark.parametrize("map_device", ["cpu", "keras"])
+def test_timings_make_maps_where_transform_does(tiny_model, scenes, map_device, engine_calls):
+    from types import SimpleNamespace
+
+    from sklearn_sensloc._metrics._timings import measure_timings
+
+    sens = SensitivityTransformer(model=tiny_model, batch_size=4, map_device=map_device).fit(None)
+    measured = measure_timings(SimpleNamespace(fit=lambda: sens), scenes[0][:8], 8, "max")
+    assert measured["map_device"] == map_device and measured["maps_s"] > 0
+    kind = "maps" if map_device == "keras" else "gradients"
+    # A warm-up batch, then the two timed ones.
+    assert [call[0] for call in engine_calls] == [kind] * 3

@@ -35,6 +35,9 @@ def measure_timings(computer, test_images, n_timing, aggregation):
     batches = [images[s : s + batch_size] for s in range(0, n, batch_size)]
 
     def maps(batch):
+        # Made where transform makes them: on the device, or from the gradients on the host.
+        if sens.map_device_ == "keras":
+            return engine.maps(batch, [(aggregation, 1, "max")])[1][0]
         return sensitivity_maps(engine(batch), aggregation, 1, "max")
 
     return {
@@ -42,6 +45,7 @@ def measure_timings(computer, test_images, n_timing, aggregation):
         "batch_size": batch_size,
         "forward_s": _time_per_image(engine.forward, batches),
         "maps_s": _time_per_image(maps, batches),
+        "map_device": sens.map_device_,
         "machine": machine_description(),
     }
 
@@ -79,7 +83,9 @@ def timings_table(measured, aggregation):
         f"Forward pass and map: {measured['n_images']} test images held in memory, batches of "
         f"{measured['batch_size']}, the same preprocessing, after tracing (a warm-up batch). Boxes: "
         f"all {measured['n_test']} test maps. Wall time (time.perf_counter) per image.",
-        f"map / forward = {ratio:.2f}; {device}, {machine['processor']}, "
+        f"map / forward = {ratio:.2f} (maps made on the "
+        f"{'device' if measured.get('map_device') == 'keras' else 'host'}); {device}, "
+        f"{machine['processor']}, "
         f"{machine['backend']}, Keras {machine['keras']}.",
     ]
     return make_table("timings", ["stage", "seconds_per_image"], rows, notes)

@@ -236,7 +236,8 @@ def _timings(output, computer, test_images, test_key, boxes, data, n_timing):
     """The timings table of the first aggregation: forward pass, map, and each box method."""
     agg = data.aggregations[0]
     sens = computer.fit()
-    key = fingerprint(sens.gradient_key_, test_key, n_timing, sens.batch_size, agg)
+    key = fingerprint(sens.gradient_key_, test_key, n_timing, sens.batch_size, agg,
+                      sens.map_device_)
     measured = output.step(
         "timings", key, lambda: measure_timings(computer, test_images, n_timing, agg)
     )
