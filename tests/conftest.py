@@ -79,19 +79,45 @@ class FrameLike:
         raise KeyError(key)  # no column named 0
 
 
+def record_backward_passes(monkeypatch, record):
+    """Call ``record(kind, images, with_gradients)`` for each batch sent through a backward pass.
+
+    ``kind``: ``"gradients"`` (``GradientEngine.__call__``: the gradients come
+    back) or ``"maps"`` (``GradientEngine.maps``: maps made with the pass on
+    the device; the gradients come back when ``with_gradients``). A sampling
+    method's maps go through ``__call__`` and are recorded there, once.
+    """
+    from sklearn_sensloc._engine import SAMPLING_METHODS, GradientEngine
+
+    call, maps = GradientEngine.__call__, GradientEngine.maps
+
+    def recorded_call(self, images):
+        record("gradients", images, True)
+        return call(self, images)
+
+    def recorded_maps(self, images, settings, *, with_gradients=False):
+        if self.method not in SAMPLING_METHODS:
+            record("maps", images, with_gradients)
+        return maps(self, images, settings, with_gradients=with_gradients)
+
+    monkeypatch.setattr(GradientEngine, "__call__", recorded_call)
+    monkeypatch.setattr(GradientEngine, "maps", recorded_maps)
+
+
 @pytest.fixture
 def backward_calls(monkeypatch):
     """Sizes of the batches that go through a backward pass, in order."""
-    from sklearn_sensloc._engine import GradientEngine
-
     calls = []
-    original = GradientEngine.__call__
+    record_backward_passes(monkeypatch, lambda kind, images, with_gradients: calls.append(len(images)))
+    return calls
 
-    def counting(self, images):
-        calls.append(len(images))
-        return original(self, images)
 
-    monkeypatch.setattr(GradientEngine, "__call__", counting)
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """``(kind, rows, pixel dtype, with_gradients)`` of each batch sent through a backward pass."""
+    calls = []
+    record_backward_passes(monkeypatch, lambda kind, images, with_gradients: calls.append(
+        (kind, len(images), np.asarray(images).dtype.name, with_gradients)))
     return calls
 
 

@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from conftest import IMAGE_SIZE, write_png_files
 from sklearn_sensloc import BoxRegressor, GradientCache, MapStore, SensitivityTransformer
-from sklearn_sensloc._engine import SAMPLING_METHODS, GradientEngine
+from sklearn_sensloc._engine import SAMPLING_METHODS
 from sklearn_sensloc._engine._map_steps import device_maps
 from sklearn_sensloc._maps._steps import sensitivity_maps
 
@@ -31,26 +31,6 @@ def assert_same_maps(found, expected, tolerance=2e-6):
     scale = np.abs(flat).max(axis=1).reshape(-1, *[1] * (expected.ndim - 1))
     error = np.abs(found - expected)
     assert np.all(error <= tolerance * scale), (error / np.where(scale > 0, scale, 1)).max()
-
-
-@pytest.fixture
-def engine_calls(monkeypatch):
-    """``(kind, rows, pixel dtype, with_gradients)`` of every call that runs the network."""
-    calls = []
-    call, maps = GradientEngine.__call__, GradientEngine.maps
-
-    def counting_call(self, images):
-        calls.append(("gradients", len(images), np.asarray(images).dtype.name, True))
-        return call(self, images)
-
-    def counting_maps(self, images, settings, *, with_gradients=False):
-        if self.method not in SAMPLING_METHODS:  # those go through __call__
-            calls.append(("maps", len(images), np.asarray(images).dtype.name, with_gradients))
-        return maps(self, images, settings, with_gradients=with_gradients)
-
-    monkeypatch.setattr(GradientEngine, "__call__", counting_call)
-    monkeypatch.setattr(GradientEngine, "maps", counting_maps)
-    return calls
 
 
 @pytest.mark.backends

@@ -84,7 +84,7 @@ def timings_table(measured, aggregation):
         f"{measured['batch_size']}, the same preprocessing, after tracing (a warm-up batch). Boxes: "
         f"all {measured['n_test']} test maps. Wall time (time.perf_counter) per image.",
         f"map / forward = {ratio:.2f} (maps made on the "
-        f"{'device' if measured.get('map_device') == 'keras' else 'host'}); {device}, "
+        f"{'device' if measured['map_device'] == 'keras' else 'host'}); {device}, "
         f"{machine['processor']}, "
         f"{machine['backend']}, Keras {machine['keras']}.",
     ]
